@@ -1,0 +1,24 @@
+"""Raw landing: every extract lands through :class:`RawBatch`, which
+
+* streams rows into PostgreSQL with COPY (never row-by-row INSERT),
+* replaces an interval or upserts by key keeping the newest version, in one transaction,
+* records the batch in ``raw_meta.load_batches`` and bad rows in ``raw_meta.quarantine``
+  in that same transaction, and refuses to commit unless rows read = loaded + quarantined,
+* adds new columns (schema drift) instead of failing, and reports them.
+"""
+
+from .batch import BatchResult, LoadInvariantError, RawBatch
+from .tables import Column, RawTable, ensure_meta_schema
+from .state import get_state, set_state, clear_state
+
+__all__ = [
+    "BatchResult",
+    "Column",
+    "LoadInvariantError",
+    "RawBatch",
+    "RawTable",
+    "clear_state",
+    "ensure_meta_schema",
+    "get_state",
+    "set_state",
+]

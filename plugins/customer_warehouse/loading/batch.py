@@ -1,0 +1,292 @@
+"""One load of one entity for one interval: COPY, replace-or-upsert, ledger, quarantine.
+
+All of it happens in one transaction, so dbt (and anyone else) sees either the previous
+contents or the complete new batch, never a half-loaded window; a crash mid-COPY leaves nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from .tables import META_COLUMNS, RawTable, ensure_meta_schema
+
+log = logging.getLogger(__name__)
+
+QUARANTINE_FLUSH = 5_000
+_META_NAMES = [n for n, _ in META_COLUMNS]
+
+
+class LoadInvariantError(RuntimeError):
+    """Rows read ≠ rows loaded + rows quarantined: something would have been dropped silently."""
+
+
+@dataclass
+class BatchResult:
+    batch_id: str
+    source: str
+    entity: str
+    unit: str
+    rows_read: int
+    rows_loaded: int
+    rows_quarantined: int
+    seconds: float
+    drift: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def _copy_text_value(value: Any) -> str:
+    """One value in PostgreSQL COPY text format."""
+    if value is None:
+        return r"\N"
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    s = str(value)
+    return s.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+class RawBatch:
+    """Context manager around one batch. Usage::
+
+        with RawBatch(conn, "amocrm", "leads", unit="acme", interval=(start, end), mode="upsert") as b:
+            for record in client.leads(...):
+                b.read()
+                ...
+            b.upsert_rows(table, columns, rows)
+    """
+
+    def __init__(self, conn, source: str, entity: str, *, unit: str = "",
+                 interval: tuple[dt.datetime | None, dt.datetime | None] = (None, None),
+                 mode: str = "window", detail: dict[str, Any] | None = None):
+        self.conn = conn
+        self.source, self.entity, self.unit = source, entity, unit
+        self.interval = interval
+        self.mode = mode
+        self.detail = dict(detail or {})
+        self.batch_id = str(uuid.uuid4())
+        self.rows_read = 0
+        self.rows_loaded = 0
+        self.rows_quarantined = 0
+        self.drift: list[str] = []
+        self._quarantine_buf: list[tuple] = []
+        self._tx = None
+        self._t0 = 0.0
+        self._started = None
+        self.result: BatchResult | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def __enter__(self) -> RawBatch:
+        self._t0 = time.monotonic()
+        self._started = dt.datetime.now(dt.UTC)
+        self._tx = self.conn.transaction()
+        self._tx.__enter__()
+        ensure_meta_schema(self.conn)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            try:
+                self._finish()
+            except BaseException as err:
+                self._tx.__exit__(type(err), err, err.__traceback__)
+                self._record_failure(err)
+                raise
+            self._tx.__exit__(None, None, None)
+            assert self.result is not None
+            log.info(
+                "%s.%s[%s]: read %d, loaded %d, quarantined %d in %.1fs",
+                self.source, self.entity, self.unit, self.rows_read, self.rows_loaded,
+                self.rows_quarantined, self.result.seconds,
+            )
+            return False
+        self._tx.__exit__(exc_type, exc, tb)
+        self._record_failure(exc)
+        return False
+
+    def _finish(self) -> None:
+        self._flush_quarantine()
+        if self.rows_read != self.rows_loaded + self.rows_quarantined:
+            raise LoadInvariantError(
+                f"{self.source}.{self.entity}[{self.unit}]: read {self.rows_read} rows but loaded "
+                f"{self.rows_loaded} and quarantined {self.rows_quarantined}; refusing to commit"
+            )
+        seconds = time.monotonic() - self._t0
+        if self.drift:
+            self.detail["new_columns"] = self.drift
+        self.conn.execute(
+            "insert into raw_meta.load_batches (batch_id, source, entity, unit, interval_start, interval_end, "
+            "mode, status, rows_read, rows_loaded, rows_quarantined, started_at, finished_at, duration_seconds, "
+            "detail) values (%s, %s, %s, %s, %s, %s, %s, 'loaded', %s, %s, %s, %s, now(), %s, %s)",
+            (self.batch_id, self.source, self.entity, self.unit, self.interval[0], self.interval[1], self.mode,
+             self.rows_read, self.rows_loaded, self.rows_quarantined, self._started, round(seconds, 3),
+             Jsonb(self.detail)),
+        )
+        self.result = BatchResult(self.batch_id, self.source, self.entity, self.unit, self.rows_read,
+                                  self.rows_loaded, self.rows_quarantined, round(seconds, 3), list(self.drift))
+
+    def _record_failure(self, exc: BaseException | None) -> None:
+        """Leave a trace of the failed batch (its data was rolled back) when the connection allows."""
+        try:
+            if self.conn.closed or self.conn.info.transaction_status not in (0,):  # IDLE
+                return
+            with self.conn.transaction():
+                ensure_meta_schema(self.conn)
+                self.conn.execute(
+                    "insert into raw_meta.load_batches (batch_id, source, entity, unit, interval_start, "
+                    "interval_end, mode, status, rows_read, started_at, finished_at, duration_seconds, detail) "
+                    "values (%s, %s, %s, %s, %s, %s, %s, 'failed', %s, %s, now(), %s, %s)",
+                    (self.batch_id, self.source, self.entity, self.unit, self.interval[0], self.interval[1],
+                     self.mode, self.rows_read, self._started, round(time.monotonic() - self._t0, 3),
+                     Jsonb({**self.detail, "error": f"{type(exc).__name__}: {exc}"[:2000]})),
+                )
+        except Exception as err:  # never mask the original error
+            log.warning("could not record failed batch %s: %s", self.batch_id, err)
+
+    # -- counting and quarantine ---------------------------------------------------------------
+    def read(self, n: int = 1) -> None:
+        """Count rows taken from the source (before validation)."""
+        self.rows_read += n
+
+    def quarantine(self, reason: str, raw_text: str | bytes | None, *, row_number: int | None = None,
+                   source_part: str | None = None) -> None:
+        """Keep a bad record with the reason it was refused. It counts toward the balance."""
+        if isinstance(raw_text, bytes):
+            raw_text = raw_text.decode("utf-8", errors="backslashreplace")
+        if raw_text is not None:
+            raw_text = raw_text.replace("\x00", "\\x00")  # PostgreSQL text cannot hold NUL
+        self._quarantine_buf.append((self.batch_id, self.source, self.entity, source_part, row_number,
+                                     reason[:1000], raw_text))
+        self.rows_quarantined += 1
+        if len(self._quarantine_buf) >= QUARANTINE_FLUSH:
+            self._flush_quarantine()
+
+    def _flush_quarantine(self) -> None:
+        if not self._quarantine_buf:
+            return
+        with self.conn.cursor() as cur, cur.copy(
+            "copy raw_meta.quarantine (batch_id, source, entity, source_part, row_number, reason, raw_text) "
+            "from stdin"
+        ) as cp:
+            for row in self._quarantine_buf:
+                cp.write_row(row)
+        self._quarantine_buf.clear()
+
+    # -- writing -------------------------------------------------------------------------------
+    def note_drift(self, table: RawTable, names: list[str]) -> list[str]:
+        """Add columns a source started sending; they are kept and reported in the ledger."""
+        added = table.add_columns(self.conn, names)
+        for name in added:
+            self.conn.execute(
+                "insert into raw_meta.schema_drift (source, entity, column_name, first_batch_id) "
+                "values (%s, %s, %s, %s) on conflict do nothing",
+                (self.source, table.name, name, self.batch_id),
+            )
+            log.warning("%s.%s: new column %r kept (schema drift)", self.source, table.name, name)
+        self.drift += added
+        return added
+
+    def delete_where(self, table: RawTable, where: sql.Composable, params: Sequence[Any] = ()) -> int:
+        """Remove the rows this batch replaces (an interval, a counter's dates, a whole snapshot)."""
+        cur = self.conn.execute(sql.SQL("delete from {} where {}").format(table.ident, where), params)
+        return cur.rowcount
+
+    def _meta_values(self, source_part: str | None) -> tuple:
+        return (self.batch_id, self.interval[0], self.interval[1], dt.datetime.now(dt.UTC), source_part)
+
+    def copy_rows(self, table: RawTable, columns: Sequence[str], rows: Iterable[Sequence[Any]],
+                  *, source_part: str | None = None, target: sql.Composable | None = None) -> int:
+        """COPY rows (tuples in ``columns`` order) into the table, adding the load metadata."""
+        meta = self._meta_values(source_part)
+        cols = sql.SQL(", ").join(map(sql.Identifier, [*columns, *_META_NAMES]))
+        n = 0
+        with self.conn.cursor() as cur, cur.copy(
+            sql.SQL("copy {} ({}) from stdin").format(target or table.ident, cols)
+        ) as cp:
+            for row in rows:
+                cp.write_row((*(_adapt(v) for v in row), *meta))
+                n += 1
+        if target is None:
+            self.rows_loaded += n
+        return n
+
+    def copy_text(self, table: RawTable, columns: Sequence[str], lines: Iterable[str],
+                  *, source_part: str | None = None) -> int:
+        """COPY lines already in PostgreSQL text format (tab-separated, backslash-escaped).
+
+        The fast path for TSV exports whose escaping matches COPY's: no per-value work in Python.
+        """
+        suffix = "\t" + "\t".join(_copy_text_value(v) for v in self._meta_values(source_part)) + "\n"
+        cols = sql.SQL(", ").join(map(sql.Identifier, [*columns, *_META_NAMES]))
+        n = 0
+        buf: list[str] = []
+        size = 0
+        with self.conn.cursor() as cur, cur.copy(sql.SQL("copy {} ({}) from stdin").format(table.ident, cols)) as cp:
+            for line in lines:
+                chunk = line + suffix
+                buf.append(chunk)
+                size += len(chunk)
+                n += 1
+                if size >= 1 << 20:
+                    cp.write("".join(buf))
+                    buf.clear()
+                    size = 0
+            if buf:
+                cp.write("".join(buf))
+        self.rows_loaded += n
+        return n
+
+    def upsert_rows(self, table: RawTable, columns: Sequence[str], rows: Iterable[Sequence[Any]],
+                    *, source_part: str | None = None) -> int:
+        """Upsert by the table's key, keeping the newest ``version_column`` (also within the batch)."""
+        if not table.key:
+            raise ValueError(f"{table.schema}.{table.name} has no key to upsert on")
+        stage = sql.Identifier(f"_stage_{table.name}")
+        self.conn.execute(sql.SQL("create temp table if not exists {} (like {} including defaults) on commit drop")
+                          .format(stage, table.ident))
+        self.conn.execute(sql.SQL("truncate {}").format(stage))
+        n = self.copy_rows(table, columns, rows, source_part=source_part, target=stage)
+        all_cols = [*columns, *_META_NAMES]
+        key = sql.SQL(", ").join(map(sql.Identifier, table.key))
+        cols = sql.SQL(", ").join(map(sql.Identifier, all_cols))
+        updates = sql.SQL(", ").join(
+            sql.SQL("{} = excluded.{}").format(sql.Identifier(c), sql.Identifier(c))
+            for c in all_cols if c not in table.key
+        )
+        order = key
+        guard = sql.SQL("")
+        if table.version_column:
+            v = sql.Identifier(table.version_column)
+            order = sql.SQL("{}, {} desc nulls last").format(key, v)
+            guard = sql.SQL(" where {t}.{v} is null or excluded.{v} >= {t}.{v}").format(t=table.ident, v=v)
+        self.conn.execute(
+            sql.SQL("insert into {t} ({cols}) select distinct on ({key}) {cols} from {s} order by {order} "
+                    "on conflict ({key}) do update set {updates}{guard}").format(
+                t=table.ident, cols=cols, key=key, s=stage, order=order, updates=updates, guard=guard)
+        )
+        self.rows_loaded += n
+        return n
+
+
+def _adapt(value: Any) -> Any:
+    """Python values COPY cannot take as they are: dicts/lists become jsonb, NUL bytes are escaped."""
+    if isinstance(value, dict | list):
+        return Jsonb(value, dumps=_dumps)
+    if isinstance(value, str) and "\x00" in value:
+        return value.replace("\x00", "\\u0000")
+    return value
+
+
+def _dumps(obj: Any) -> str:
+    # jsonb refuses \u0000; keep the information visibly instead of failing the whole batch
+    return json.dumps(obj, ensure_ascii=False, default=str).replace("\\u0000", "\\\\u0000")
