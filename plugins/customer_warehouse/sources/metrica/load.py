@@ -1,0 +1,400 @@
+"""Land Metrica visits, hits and search phrases in ``raw_metrica`` (docs/raw-layer.md).
+
+One run for business day D and one counter:
+
+1. decide the dates: D − ``lookback_days`` … D (visits settle for ~3 days), or the whole history
+   from ``start_date`` on the first run (no rows for the counter yet) or when ``window.full``;
+2. plan requests: at most a year each, then as many days as ``evaluate`` allows;
+3. per request: resume the saved ``request_id`` or create one and save its id (committed before
+   polling), poll, download every part to a spool file, clean the request (cancel if aborted);
+4. load all of it in ONE :class:`RawBatch`: delete the counter's dates, COPY every part, keep
+   bad lines in quarantine, add new columns, and clear the saved request ids in that transaction.
+
+Downloading everything before opening the transaction keeps it short: no table locks are held
+while Metrica prepares logs, and a damaged part is simply fetched again. Spool files are on disk,
+so an export of any size passes through in constant memory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from psycopg import sql
+from psycopg.pq import TransactionStatus
+
+from ...loading import BatchResult, Column, RawBatch, RawTable, get_state, set_state
+from ...loading.tables import ensure_meta_schema
+from .. import Window
+from .http import MetricaError
+from .logs_client import LogsClient, Part, PollTimeout, ProcessingFailed, RequestGone
+from .reporting_client import SEARCH_DIMENSIONS, SEARCH_METRICS, ReportingClient
+from .settings import MetricaSettings
+from .tsv import escape, field_to_column, join_escaped_newlines, split_lines, to_copy_text
+
+log = logging.getLogger(__name__)
+
+SOURCE = "metrica"
+SCHEMA = "raw_metrica"
+MAX_REQUEST_DAYS = 365  # "one request covers at most 1 year"
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+@dataclass(frozen=True)
+class LogSource:
+    """A Logs API source and the raw table it lands in."""
+
+    name: str  # the API's ``source``: visits | hits
+    date_field: str
+    date_column: str
+
+
+VISITS = LogSource("visits", "ym:s:date", "visit_date")
+HITS = LogSource("hits", "ym:pv:date", "hit_date")
+_LEAD_COLUMNS = ("counter_id", "counter_timezone")
+
+
+def log_table(src: LogSource, fields: Sequence[str]) -> RawTable:
+    """``raw_metrica.visits`` / ``hits``: counter, date, counter time zone, a text column per field."""
+    names = [field_to_column(f) for f in fields]
+    clashes = {n for n in names if names.count(n) > 1 or n in (*_LEAD_COLUMNS, src.date_column)}
+    if clashes:
+        raise ValueError(f"Metrica fields map to clashing column names: {sorted(clashes)}")
+    cols = [Column("counter_id", "bigint not null"), Column(src.date_column, "date not null"),
+            Column("counter_timezone")]
+    cols += [Column(n) for n in names]
+    return RawTable(SCHEMA, src.name, cols, indexes=(("counter_id", src.date_column),))
+
+
+def search_phrases_table() -> RawTable:
+    cols = [Column("counter_id", "bigint not null"), Column("report_date", "date not null"),
+            Column("search_phrase"), Column("start_url"), Column("utm_source"), Column("utm_medium"),
+            Column("utm_campaign"), Column("utm_term"), Column("visits", "numeric"), Column("users", "numeric"),
+            Column("sampled", "boolean"), Column("sample_share", "numeric"), Column("record", "jsonb not null")]
+    return RawTable(SCHEMA, "search_phrases", cols, indexes=(("counter_id", "report_date"),))
+
+
+# -- dates -------------------------------------------------------------------------------------
+def _has_rows(conn, table: str, date_column: str, counter: int) -> bool:
+    with conn.transaction():
+        if conn.execute("select to_regclass(%s)", (f"{SCHEMA}.{table}",)).fetchone()[0] is None:
+            return False
+        return conn.execute(
+            sql.SQL("select exists (select 1 from {} where counter_id = %s)").format(sql.Identifier(SCHEMA, table)),
+            (counter,),
+        ).fetchone()[0]
+
+
+def pull_dates(conn, settings: MetricaSettings, window: Window, table: str, date_column: str,
+               counter: int) -> tuple[dt.date, dt.date, str]:
+    """``(first, last, mode)``: the rolling re-pull, or the whole history on the first run."""
+    day = window.business_day
+    if window.full or not _has_rows(conn, table, date_column, counter):
+        return settings.start_date or day - dt.timedelta(days=365), day, "full"
+    return day - dt.timedelta(days=settings.lookback_days), day, "window"
+
+
+def split_period(first: dt.date, last: dt.date, days: int) -> list[tuple[dt.date, dt.date]]:
+    """Consecutive ranges of at most ``days`` days covering ``first``…``last``."""
+    out = []
+    start = first
+    while start <= last:
+        end = min(last, start + dt.timedelta(days=days - 1))
+        out.append((start, end))
+        start = end + dt.timedelta(days=1)
+    return out
+
+
+def plan_requests(logs: LogsClient, source: str, fields: Sequence[str], first: dt.date,
+                  last: dt.date) -> list[tuple[dt.date, dt.date]]:
+    """Split the period by the one-year limit, then by ``max_possible_day_quantity``.
+
+    A quantity ≤ 0 means even one day does not fit (usually: the counter's log storage is full
+    of uncleaned requests). Trying anyway only queues a request Metrica will refuse, so the run
+    fails here with what to do.
+    """
+    chunks = []
+    for s1, s2 in split_period(first, last, MAX_REQUEST_DAYS):
+        possible, days = logs.evaluate(source, fields, s1, s2)
+        if possible:
+            chunks.append((s1, s2))
+            continue
+        if days <= 0:
+            raise MetricaError(
+                f"Metrica counter {logs.counter_id}: the Logs API cannot export even one day of {source} "
+                f"from {s1} (max_possible_day_quantity={days}). Clean old log requests "
+                f"(GET …/logrequests, POST …/logrequest/<id>/clean) or request fewer fields."
+            )
+        chunks += split_period(s1, s2, min(days, MAX_REQUEST_DAYS))
+    return chunks
+
+
+# -- saved request ids -------------------------------------------------------------------------
+def _state_key(source: str, first: dt.date, last: dt.date) -> str:
+    return f"{source}:{first.isoformat()}:{last.isoformat()}"
+
+
+def _load_state(conn, counter: int, key: str) -> dict[str, Any] | None:
+    with conn.transaction():
+        return get_state(conn, SOURCE, str(counter), key)
+
+
+def _save_state(conn, counter: int, key: str, value: dict[str, Any]) -> None:
+    # committed on its own, before polling: a retry on another worker must find it
+    with conn.transaction():
+        set_state(conn, SOURCE, str(counter), key, value)
+
+
+def _saved_keys(conn, counter: int, source: str) -> dict[str, dict[str, Any]]:
+    with conn.transaction():
+        ensure_meta_schema(conn)
+        rows = conn.execute(
+            "select key, value from raw_meta.extract_state where source = %s and unit = %s and key like %s",
+            (SOURCE, str(counter), f"{source}:%"),
+        ).fetchall()
+    return {k: v for k, v in rows}
+
+
+# -- one request -------------------------------------------------------------------------------
+def fetch_request(conn, logs: LogsClient, source: str, fields: Sequence[str], first: dt.date, last: dt.date,
+                  spool: Path, attempts: int) -> list[Part]:
+    """Resume or create the request for ``first``…``last``, wait, download, and release it."""
+    counter = logs.counter_id
+    key = _state_key(source, first, last)
+    saved = _load_state(conn, counter, key)
+    request_id: int | None = None
+    if saved and list(saved.get("fields") or []) == list(fields):
+        request_id = int(saved["request_id"])
+        log.info("Metrica counter %s: resuming saved log request %s for %s", counter, request_id, key)
+    created = 0
+    while True:
+        if request_id is None:
+            if created >= attempts:
+                raise MetricaError(
+                    f"Metrica counter {counter}: log request for {source} {first}..{last} failed "
+                    f"{attempts} times in a row (processing_failed); try again later"
+                )
+            created += 1
+            request_id = logs.create(source, fields, first, last).request_id
+            _save_state(conn, counter, key, {"request_id": request_id, "source": source, "date1": str(first),
+                                             "date2": str(last), "fields": list(fields)})
+        try:
+            parts = logs.download(logs.wait(request_id), fields, spool)
+        except (RequestGone, ProcessingFailed) as exc:
+            log.warning("Metrica counter %s: %s; creating a new request", counter, exc)
+            logs.release(request_id)
+            request_id = None
+            continue
+        except PollTimeout:
+            raise  # keep the queued request and its saved id: the next try resumes it
+        except BaseException:
+            logs.release(request_id)  # cancel if still pending, clean if processed
+            raise
+        logs.release(request_id)
+        return parts
+
+
+# -- parsing and loading -----------------------------------------------------------------------
+class _Rejects:
+    """Bad lines found while COPY streams: held on disk until the COPY ends, then quarantined
+    (the quarantine itself is a COPY, and a connection runs one COPY at a time)."""
+
+    def __init__(self, spool: Path, name: str):
+        self.path = spool / f"{name}.rejects.jsonl"
+        self.file = None
+
+    def add(self, reason: str, raw: str, row_number: int) -> None:
+        if self.file is None:
+            self.file = open(self.path, "w", encoding="utf-8")
+        self.file.write(json.dumps([reason, raw, row_number], ensure_ascii=False) + "\n")
+
+    def flush_into(self, batch: RawBatch, source_part: str) -> None:
+        if self.file is None:
+            return
+        self.file.close()
+        with open(self.path, encoding="utf-8") as f:
+            for line in f:
+                reason, raw, row_number = json.loads(line)
+                batch.quarantine(reason, raw, row_number=row_number, source_part=source_part)
+        self.path.unlink()
+
+
+def _part_lines(batch: RawBatch, part: Part, src: LogSource, counter: int, tz: str, first: str, last: str,
+                rejects: _Rejects) -> Iterator[str]:
+    """COPY text lines of a part's data rows; bad rows go to ``rejects`` (counted as read)."""
+    width = len(part.header)
+    date_at = part.header.index(src.date_field)
+    lead = f"{counter}\t"
+    tz_text = to_copy_text(escape(tz))
+    with open(part.path, "rb") as f:
+        records = join_escaped_newlines(split_lines(iter(lambda: f.read(1 << 16), b"")))
+        next(records, None)  # the part's own header line
+        for no, raw in records:
+            batch.read()
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                rejects.add("not valid UTF-8", raw.decode("utf-8", "backslashreplace"), no)
+                continue
+            values = text.split("\t")
+            if len(values) != width:
+                rejects.add(f"{len(values)} columns where the header has {width}", text, no)
+                continue
+            day = values[date_at]
+            if not _DATE.match(day) or not first <= day <= last:
+                rejects.add(f"{src.date_field} {day!r} is not a date in {first}..{last}", text, no)
+                continue
+            yield f"{lead}{day}\t{tz_text}\t{to_copy_text(text)}"
+
+
+def _interval(first: dt.date, last: dt.date, tz: str) -> tuple[dt.datetime, dt.datetime]:
+    try:
+        zone = ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    return (dt.datetime.combine(first, dt.time(), zone),
+            dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), zone))
+
+
+def load_parts(conn, src: LogSource, counter: int, fields: Sequence[str], tz: str, first: dt.date, last: dt.date,
+               parts: list[Part], mode: str, spool: Path, detail: dict[str, Any]) -> BatchResult:
+    """Replace the counter's ``first``…``last`` with the downloaded parts, in one transaction."""
+    with RawBatch(conn, SOURCE, src.name, unit=str(counter), interval=_interval(first, last, tz), mode=mode,
+                  detail=detail) as batch:
+        table = log_table(src, fields)
+        table.ensure(conn)
+        batch.note_drift(table, [field_to_column(f) for f in fields])
+        batch.delete_where(table, sql.SQL("counter_id = %s and {} between %s and %s").format(
+            sql.Identifier(src.date_column)), (counter, first, last))
+        for part in parts:
+            name = f"request {part.request_id} part {part.number}"
+            columns = ["counter_id", src.date_column, "counter_timezone", *map(field_to_column, part.header)]
+            rejects = _Rejects(spool, part.path.stem)
+            batch.copy_text(table, columns, _part_lines(batch, part, src, counter, tz, first.isoformat(),
+                                                        last.isoformat(), rejects), source_part=name)
+            rejects.flush_into(batch, name)
+        conn.execute("delete from raw_meta.extract_state where source = %s and unit = %s and key like %s",
+                     (SOURCE, str(counter), f"{src.name}:%"))
+    assert batch.result is not None
+    return batch.result
+
+
+def load_logs(conn, logs: LogsClient, src: LogSource, fields: Sequence[str], window: Window,
+              settings: MetricaSettings, tz: str) -> BatchResult:
+    """Everything for one counter and one Logs API source: plan, fetch, load."""
+    counter = logs.counter_id
+    first, last, mode = pull_dates(conn, settings, window, src.name, src.date_column, counter)
+    chunks = plan_requests(logs, src.name, fields, first, last)
+    log.info("Metrica counter %s: %s %s..%s (%s) in %d request(s)", counter, src.name, first, last, mode,
+             len(chunks))
+    planned = {_state_key(src.name, a, b) for a, b in chunks}
+    with tempfile.TemporaryDirectory(prefix=f"metrica-{counter}-") as tmp:
+        spool = Path(tmp)
+        parts: list[Part] = []
+        for i, (a, b) in enumerate(chunks, start=1):
+            got = fetch_request(conn, logs, src.name, fields, a, b, spool, settings.request_attempts)
+            rows = sum(p.rows for p in got)
+            parts += got
+            log.info("counter %s: %s chunk %d/%d %s..%s, %s rows", counter, src.name, i, len(chunks), a, b,
+                     f"{rows:,}".replace(",", " "))
+        _release_orphans(conn, logs, src.name, planned)
+        detail = {"requests": [f"{a}..{b}" for a, b in chunks], "fields": list(fields), "counter_timezone": tz,
+                  "parts": len(parts)}
+        return load_parts(conn, src, counter, fields, tz, first, last, parts, mode, spool, detail)
+
+
+def _release_orphans(conn, logs: LogsClient, source: str, planned: set[str]) -> None:
+    """Requests saved by an earlier try under another plan: free them (their states go at load)."""
+    for key, value in _saved_keys(conn, logs.counter_id, source).items():
+        if key not in planned and isinstance(value, dict) and value.get("request_id"):
+            log.info("Metrica counter %s: releasing request %s left by an earlier try (%s)", logs.counter_id,
+                     value["request_id"], key)
+            logs.release(int(value["request_id"]))
+
+
+# -- search phrases ----------------------------------------------------------------------------
+def _number(value: Any) -> float | int:
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"not a number: {value!r}")
+    if isinstance(value, int | float):
+        return value
+    return float(value)
+
+
+def _phrase_row(row: Any, first: str, last: str) -> tuple[list[Any] | None, str]:
+    """The typed columns of one report row, or None and why it is refused."""
+    if not isinstance(row, dict):
+        return None, "row is not an object"
+    dims = row.get("dimensions") or []
+    metrics = row.get("metrics") or []
+    if len(dims) != len(SEARCH_DIMENSIONS) or len(metrics) != len(SEARCH_METRICS):
+        return None, f"{len(dims)} dimensions and {len(metrics)} metrics, expected 7 and 2"
+    values = [d.get("name") if isinstance(d, dict) else d for d in dims]
+    day = values[0]
+    if not isinstance(day, str) or not _DATE.match(day) or not first <= day <= last:
+        return None, f"ym:s:date {day!r} is not a date in {first}..{last}"
+    try:
+        numbers = [_number(m) for m in metrics]
+    except (TypeError, ValueError) as exc:
+        return None, f"metrics: {exc}"
+    return [day, *values[1:], *numbers], ""
+
+
+def load_search_phrases(conn, reporting: ReportingClient, window: Window, settings: MetricaSettings,
+                        tz: str) -> BatchResult:
+    """Replace ``raw_metrica.search_phrases`` for the counter's dates from the Reporting API."""
+    counter = reporting.counter_id
+    first, last, mode = pull_dates(conn, settings, window, "search_phrases", "report_date", counter)
+    with tempfile.TemporaryDirectory(prefix=f"metrica-report-{counter}-") as tmp:
+        spool = Path(tmp) / "pages.jsonl"
+        pages = 0
+        with open(spool, "w", encoding="utf-8") as out:  # fetch first: no transaction open meanwhile
+            for page in reporting.pages(first, last):
+                pages += 1
+                out.write(json.dumps({"offset": page.offset, "sampled": page.sampled,
+                                      "sample_share": page.sample_share, "data": page.rows},
+                                     ensure_ascii=False) + "\n")
+        detail = {"pages": pages, "accuracy": reporting.accuracy}
+        with RawBatch(conn, SOURCE, "search_phrases", unit=str(counter), interval=_interval(first, last, tz),
+                      mode=mode, detail=detail) as batch:
+            table = search_phrases_table()
+            table.ensure(conn)
+            batch.delete_where(table, sql.SQL("counter_id = %s and report_date between %s and %s"),
+                               (counter, first, last))
+            with open(spool, encoding="utf-8") as f:
+                for line in f:
+                    _load_page(batch, table, counter, json.loads(line), first.isoformat(), last.isoformat())
+    assert batch.result is not None
+    return batch.result
+
+
+def _load_page(batch: RawBatch, table: RawTable, counter: int, page: dict[str, Any], first: str,
+               last: str) -> None:
+    name = f"offset {page['offset']}"
+    good = []
+    for i, row in enumerate(page["data"]):
+        batch.read()
+        values, why = _phrase_row(row, first, last)
+        if values is None:
+            batch.quarantine(why, json.dumps(row, ensure_ascii=False), row_number=page["offset"] + i,
+                             source_part=name)
+            continue
+        good.append((counter, *values, page["sampled"], page["sample_share"], row))
+    batch.copy_rows(table, [c.name for c in table.columns], good, source_part=name)
+
+
+# -- entry point -------------------------------------------------------------------------------
+def ready_connection(conn) -> None:
+    """Saved request ids must be committed before polling, which a transaction the caller left
+    open would prevent; commit it (there is nothing of ours in it yet)."""
+    if not conn.autocommit and conn.info.transaction_status == TransactionStatus.INTRANS:
+        log.info("committing the transaction left open on the warehouse connection")
+        conn.commit()
