@@ -1,0 +1,288 @@
+"""The quality gate: validate raw batches and the freshly built marts with Great Expectations.
+
+``run_gate(dsn)`` reads the checks (``expectations/checks/*.yml``) and their severities
+(``expectations/severity.yml``), looks at which tables exist, and runs one GX checkpoint with one
+validation definition per table. GX runs in a file context instantiated for this run from the
+committed ``expectations/great_expectations.yml`` (under ``expectations/uncommitted/gate_runs/``),
+so a run never rewrites committed files and concurrent runs never share a YAML. The connection
+string reaches GX only through config substitution (``${CW_GX_WAREHOUSE_URI}``, passed as the
+context's runtime environment), so it is written to no file.
+
+Tables that do not exist are reported rather than crashing the run: a missing *required* table is
+a failure, a missing optional one (a source that is not configured, a mart not built yet) is
+skipped with a message. Results go to ``ops.quality_results`` and Data Docs are rebuilt.
+The gate itself never raises on bad data; :func:`customer_warehouse.publish.publisher.publish`
+decides, from the severities, whether the build ships.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import yaml
+
+from ..paths import expectations_dir
+from .config import LEDGER_TABLE, Check, Severity, TableSpec, load_severity, mart_specs, raw_specs
+from .expectations import expected_text, observed_text, to_expectation
+from .results import ERROR, FAILED, PASSED, SKIPPED, CheckResult, GateResult, record
+
+log = logging.getLogger(__name__)
+
+URI_VARIABLE = "CW_GX_WAREHOUSE_URI"
+DATASOURCE = "warehouse"
+CHECKPOINT = "quality_gate"
+KEEP_RUN_CONTEXTS = 3
+DEFAULT_SCHEMAS = ("raw", "marts_build")
+
+
+def run_gate(dsn: Any, schemas: Sequence[str] = DEFAULT_SCHEMAS, *, run_date: dt.date | str | None = None,
+             config_dir: Path | None = None, docs_dir: Path | None = None, record_results: bool = True) -> GateResult:
+    """Validate ``schemas`` ("raw" = every configured raw schema, "marts_build", "marts", or one
+    raw schema by name) and return pass/fail per check with its severity."""
+    t0 = time.monotonic()
+    uri = _uri(dsn)
+    root = Path(config_dir) if config_dir else expectations_dir()
+    severity = load_severity(root)
+    specs = select_specs(schemas, root)
+    result = GateResult.new(run_date)
+    result.schemas = list(schemas)
+    with psycopg.connect(uri, autocommit=True, application_name="customer_warehouse.quality") as conn:
+        present = _existing_columns(conn, {(s.schema, s.table) for s in specs})
+        runnable = _plan(specs, present, severity, result)
+        if runnable:
+            outcomes, result.docs_index = _validate_with_gx(uri, runnable, root, docs_dir, result.run_id)
+            _collect(runnable, outcomes, severity, result, conn)
+        result.seconds = round(time.monotonic() - t0, 2)
+        if record_results:
+            record(conn, result)
+    log.info("quality gate %s in %.1fs\n%s", result.run_id, result.seconds, result.summary())
+    if result.docs_index:
+        print(f"Data Docs: {result.docs_index}")
+    return result
+
+
+def select_specs(schemas: Iterable[str], root: Path) -> list[TableSpec]:
+    """The table specs the requested schemas cover (raw freshness runs on the ledger table)."""
+    specs: list[TableSpec] = []
+    for name in schemas:
+        if name == "raw" or name.startswith("raw_"):
+            raw, freshness = raw_specs(root)
+            keep = [s for s in raw if name == "raw" or s.schema == name]
+            specs += keep
+            wanted = {f"freshness__{s.schema}__{s.table}" for s in keep}
+            fresh = [c for c in freshness if c.name in wanted]
+            if fresh:
+                specs.append(TableSpec(*LEDGER_TABLE, False, tuple(fresh)))
+        else:
+            specs += mart_specs(name, root)
+    return _merge_same_tables(specs)
+
+
+def _merge_same_tables(specs: list[TableSpec]) -> list[TableSpec]:
+    merged: dict[str, TableSpec] = {}
+    for s in specs:
+        if s.qualified in merged:
+            old = merged[s.qualified]
+            known = {c.check_id for c in old.checks}
+            s = TableSpec(s.schema, s.table, old.required or s.required,
+                          old.checks + tuple(c for c in s.checks if c.check_id not in known))
+        merged[s.qualified] = s
+    return list(merged.values())
+
+
+# -- planning: what can run ------------------------------------------------------------------------
+def _existing_columns(conn, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], set[str]]:
+    rows = conn.execute(
+        "select table_schema, table_name, column_name from information_schema.columns "
+        "where (table_schema, table_name) in (select * from unnest(%s::text[], %s::text[]))",
+        ([s for s, _ in wanted], [t for _, t in wanted]),
+    ).fetchall()
+    out: dict[tuple[str, str], set[str]] = {}
+    for schema, table, column in rows:
+        out.setdefault((schema, table), set()).add(column)
+    return out
+
+
+def _plan(specs: list[TableSpec], present: dict[tuple[str, str], set[str]], severity: Severity,
+          result: GateResult) -> list[tuple[TableSpec, list[Check]]]:
+    """Checks GX can run; missing tables and columns become results right away."""
+    runnable = []
+    raw_present = any(k[0].startswith("raw_") for k in present)
+    for spec in specs:
+        columns = present.get((spec.schema, spec.table))
+        if columns is None:
+            result.checks.append(_missing_table(spec, severity, raw_present))
+            continue
+        checks = []
+        for check in _only_present_freshness(spec, present):
+            missing = [c for c in check.columns if c not in columns]
+            if missing:
+                result.checks.append(_result(check, severity, ERROR, f"column(s) {', '.join(missing)} missing",
+                                             expected_text(check)))
+            else:
+                checks.append(check)
+        if checks:
+            runnable.append((spec, checks))
+    return runnable
+
+
+def _only_present_freshness(spec: TableSpec, present: dict[tuple[str, str], set[str]]) -> list[Check]:
+    """Freshness is asked only of raw tables that exist: an unconfigured source is not stale."""
+    if (spec.schema, spec.table) != LEDGER_TABLE:
+        return list(spec.checks)
+    keep = []
+    for check in spec.checks:
+        _, schema, table = check.name.split("__", 2)
+        if (schema, table) in present:
+            keep.append(check)
+    return keep
+
+
+def _missing_table(spec: TableSpec, severity: Severity, raw_present: bool) -> CheckResult:
+    check = Check(spec.schema, spec.table, "table_exists", "table_exists")
+    ledger = (spec.schema, spec.table) == LEDGER_TABLE
+    if spec.required or (ledger and raw_present):
+        return _result(check, severity, FAILED, "table does not exist", "table exists")
+    return _result(check, severity, SKIPPED, "table does not exist (optional: checks skipped)", "table exists")
+
+
+def _result(check: Check, severity: Severity, status: str, observed: str, expected: str,
+            details: dict[str, Any] | None = None) -> CheckResult:
+    return CheckResult(check.check_id, check.schema, check.table, check.name, check.kind,
+                       severity.of(check.check_id), status, observed, expected, details or {})
+
+
+# -- running GX ------------------------------------------------------------------------------------
+def _validate_with_gx(uri: str, runnable: list[tuple[TableSpec, list[Check]]], root: Path,
+                      docs_dir: Path | None, run_id: str) -> tuple[dict[str, dict[str, Any]], str | None]:
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    context_dir = _run_context_dir(root, docs_dir, run_id)
+    ctx = gx.get_context(mode="file", context_root_dir=str(context_dir),
+                         runtime_environment={URI_VARIABLE: _sqlalchemy_url(uri)})
+    source = ctx.data_sources.add_postgres(DATASOURCE, connection_string="${" + URI_VARIABLE + "}")
+    definitions = []
+    for spec, checks in runnable:
+        asset = source.add_table_asset(spec.qualified, table_name=spec.table, schema_name=spec.schema)
+        batch = asset.add_batch_definition_whole_table("whole_table")
+        suite = ctx.suites.add(gx.ExpectationSuite(name=spec.qualified,
+                                                   expectations=[to_expectation(c) for c in checks]))
+        definitions.append(ctx.validation_definitions.add(
+            gx.ValidationDefinition(name=spec.qualified, data=batch, suite=suite)))
+    checkpoint = ctx.checkpoints.add(gx.Checkpoint(
+        name=CHECKPOINT, validation_definitions=definitions,
+        actions=[UpdateDataDocsAction(name="update_data_docs")],
+        result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5},
+    ))
+    run = checkpoint.run(run_id=RunIdentifier(run_name=f"gate-{run_id}"))
+    outcomes: dict[str, dict[str, Any]] = {}
+    for suite_result in run.run_results.values():
+        for r in suite_result.results:
+            cid = (r.expectation_config.meta or {}).get("check_id")
+            exc = _exception(r.exception_info)
+            outcomes[cid] = {"success": bool(r.success), "result": r.result or {},
+                             "error": exc.get("exception_message") if exc.get("raised_exception") else None}
+    sites = ctx.get_docs_sites_urls()
+    docs = sites[0]["site_url"].removeprefix("file://") if sites and sites[0].get("site_url") else None
+    _prune_run_contexts(context_dir.parent)
+    return outcomes, docs
+
+
+def _run_context_dir(root: Path, docs_dir: Path | None, run_id: str) -> Path:
+    """A fresh GX file context for this run, from the committed template."""
+    config = yaml.safe_load((root / "great_expectations.yml").read_text(encoding="utf-8"))
+    docs = Path(docs_dir) if docs_dir else root / "uncommitted" / "data_docs"
+    config["data_docs_sites"]["local_site"]["store_backend"]["base_directory"] = str(docs.resolve())
+    target = root / "uncommitted" / "gate_runs" / run_id
+    target.mkdir(parents=True)
+    (target / "great_expectations.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return target
+
+
+def _prune_run_contexts(folder: Path) -> None:
+    runs = sorted(folder.iterdir(), key=lambda p: p.stat().st_mtime)
+    for old in runs[:-KEEP_RUN_CONTEXTS]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _collect(runnable: list[tuple[TableSpec, list[Check]]], outcomes: dict[str, dict[str, Any]],
+             severity: Severity, result: GateResult, conn) -> None:
+    for spec, checks in runnable:
+        for check in checks:
+            out = outcomes.get(check.check_id)
+            if out is None:
+                result.checks.append(_result(check, severity, ERROR, "GX returned no result", expected_text(check)))
+            elif out["error"]:
+                result.checks.append(_result(check, severity, ERROR, f"error: {out['error'][:500]}",
+                                             expected_text(check)))
+            elif out["success"]:
+                result.checks.append(_result(check, severity, PASSED, observed_text(check, out["result"]),
+                                             expected_text(check)))
+            else:
+                observed, details = observed_text(check, out["result"]), {"gx": _jsonable(out["result"])}
+                if check.kind == "sql":
+                    observed, details["sample"] = _sql_sample(conn, spec, check, observed)
+                result.checks.append(_result(check, severity, FAILED, observed, expected_text(check), details))
+
+
+def _sql_sample(conn, spec: TableSpec, check: Check, fallback: str) -> tuple[str, list[dict[str, Any]]]:
+    """A few offending rows of a failed query check, so the message can say observed vs expected."""
+    from psycopg import sql
+    from psycopg.rows import dict_row
+
+    table = sql.Identifier(spec.schema, spec.table).as_string(conn)
+    query = check.params["query"].replace("{batch}", table)
+    try:
+        with conn.cursor(row_factory=dict_row) as cur:
+            rows = cur.execute(f"select * from ({query}) as offending limit 5").fetchall()  # noqa: S608
+    except psycopg.Error as err:
+        return f"{fallback} (sample unavailable: {str(err).strip()[:200]})", []
+    rows = [{k: _plain(v) for k, v in r.items()} for r in rows]
+    if rows and "observed" in rows[0] and "expected" in rows[0]:
+        first = rows[0]
+        return f"{first['observed']} vs expected {first['expected']} ({fallback}); first: {first}", rows
+    return f"{fallback}; first: {rows[:3]}", rows
+
+
+def _plain(value: Any) -> Any:
+    return value if isinstance(value, int | float | str | bool | type(None)) else str(value)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return _plain(value)
+
+
+def _uri(dsn: Any) -> str:
+    return dsn.uri if hasattr(dsn, "uri") else str(dsn)
+
+
+def _sqlalchemy_url(uri: str) -> str:
+    for prefix in ("postgresql://", "postgres://"):
+        if uri.startswith(prefix):
+            return "postgresql+psycopg://" + uri[len(prefix):]
+    return uri
+
+
+def _exception(info: Any) -> dict[str, Any]:
+    """GX reports errors either flat or keyed by metric id; flatten to the first raised one."""
+    if not info:
+        return {}
+    if "raised_exception" in info:
+        return info
+    for value in info.values():
+        if isinstance(value, dict) and value.get("raised_exception"):
+            return value
+    return {}
