@@ -1,0 +1,314 @@
+"""amoCRM v4 client and loader against the emulator and a real PostgreSQL database."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import pytest
+from customer_warehouse.connections import SourceConfig
+from customer_warehouse.emulators import amocrm as emulator
+from customer_warehouse.emulators.server import running
+from customer_warehouse.loading import get_state
+from customer_warehouse.sources import Window, amocrm
+
+MSK = dt.timezone(dt.timedelta(hours=3))
+TABLES = ("leads", "contacts", "companies", "tasks", "users", "pipelines", "loss_reasons", "custom_fields",
+          "notes", "events")
+
+
+def ts(month: int, day: int, hour: int = 12) -> int:
+    return int(dt.datetime(2026, month, day, hour, tzinfo=MSK).timestamp())
+
+
+def lead(i: int, updated: int, **kw) -> dict:
+    return {"id": i, "name": f"Заказ: Зерно спешелти 250 г #{i}", "price": 1000 * i, "status_id": 142,
+            "pipeline_id": 1, "created_at": updated - 3600, "updated_at": updated,
+            "custom_fields_values": [{"field_id": 501, "field_name": "Цель покупки", "field_type": "textarea",
+                                      "values": [{"value": "хобби"}]}],
+            "_embedded": {"tags": [], "contacts": [{"id": 100 + i}]}, **kw}
+
+
+def write(root: Path, name: str, items: list) -> None:
+    folder = root / "amocrm"
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [i if isinstance(i, str) else json.dumps(i, ensure_ascii=False) for i in items]
+    (folder / f"{name}.jsonl").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+
+
+@pytest.fixture()
+def data(tmp_path) -> Path:
+    write(tmp_path, "leads", [lead(1, ts(6, 10)), lead(2, ts(7, 5)), lead(3, ts(8, 20)), lead(4, ts(8, 30))])
+    write(tmp_path, "deleted_leads", [])
+    write(tmp_path, "contacts", [{"id": 101, "name": "Анна", "updated_at": ts(6, 11),
+                                  "custom_fields_values": [{"field_id": 777, "values": [{"value": "a@x.ru"}]}]}])
+    write(tmp_path, "companies", [{"id": 201, "name": "Кофейня", "updated_at": ts(7, 1)}])
+    write(tmp_path, "tasks", [{"id": 301, "text": "Позвонить", "updated_at": ts(8, 1), "entity_id": 1}])
+    write(tmp_path, "notes_leads", [{"id": 401, "entity_id": 1, "note_type": "common", "updated_at": ts(8, 2)}])
+    write(tmp_path, "notes_contacts", [{"id": 401, "entity_id": 101, "note_type": "call_in",
+                                        "updated_at": ts(8, 3)}])
+    write(tmp_path, "events", [{"id": "01evt", "type": "lead_status_changed", "entity_id": 1,
+                                "entity_type": "lead", "created_at": ts(6, 10)}])
+    write(tmp_path, "users", [{"id": 9, "name": "Менеджер", "email": "m@x.ru"}])
+    write(tmp_path, "pipelines", [{"id": 1, "name": "Продажи", "_embedded": {"statuses": [
+        {"id": 10, "name": "Новый лид"}, {"id": 142, "name": "Успешно реализовано"}]}}])
+    write(tmp_path, "loss_reasons", [{"id": 5, "name": "Дорого", "created_at": ts(6, 1), "updated_at": ts(6, 1)}])
+    write(tmp_path, "custom_fields_leads", [{"id": 501, "name": "Цель покупки", "type": "textarea"}])
+    write(tmp_path, "custom_fields_contacts", [{"id": 601, "name": "EMAIL", "type": "multitext"}])
+    return tmp_path
+
+
+def config(url: str, **extra) -> SourceConfig:
+    base = {"rate_limit": 1000, "backoff_base": 0.01, "start_date": "2026-06-01", "lookback_days": 2}
+    return SourceConfig("amocrm_default", "amocrm", host=url, password="demo-token", extra={**base, **extra})
+
+
+def app_for(root: Path, **kw):
+    return emulator.create_app(root, **{"rate_limit": 1000, **kw})
+
+
+WINDOW = Window.for_day(dt.date(2026, 9, 1), full=True)
+NEXT_WINDOW = Window.for_day(dt.date(2026, 9, 2))
+
+
+def leads_in(wh) -> dict[int, tuple]:
+    rows = wh.execute("select id, record->>'name', is_deleted from raw_amocrm.leads order by id").fetchall()
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def checksum(wh) -> dict[str, str]:
+    out = {}
+    for t in TABLES:
+        out[t] = wh.execute(
+            f"select md5(coalesce(string_agg(row(account, id, updated_at, record)::text, '|' "
+            f"order by account, id::text, record::text), '')) from raw_amocrm.{t}").fetchone()[0]
+    out["deleted"] = wh.execute("select string_agg(id::text, ',' order by id) from raw_amocrm.leads "
+                                "where is_deleted").fetchone()[0]
+    return out
+
+
+def test_units_and_account_urls():
+    assert amocrm.units(SourceConfig("a", host="acme.amocrm.ru")) == ["default"]
+    cfg = SourceConfig("a", host="x", password="t", extra={"accounts": {"shop": "https://shop.kommo.com",
+                                                                        "b2b": {"base_url": "http://h", "token": "k"}}})
+    assert amocrm.units(cfg) == ["shop", "b2b"]
+    from customer_warehouse.sources.amocrm.loader import _account
+
+    assert _account(cfg, "shop") == ("https://shop.kommo.com", "t")
+    assert _account(cfg, "b2b") == ("http://h", "k")
+    assert _account(SourceConfig("a", host="x", extra={"accounts": ["acme"]}), "acme")[0] == "https://acme.amocrm.ru"
+
+
+def test_full_load_lands_every_list_and_pages_to_204(data, wh):
+    app = app_for(data)
+    with running(app) as url:
+        results = amocrm.extract_load(config(url, page_limit=2), "default", WINDOW, wh)
+    counts = {t: wh.execute(f"select count(*) from raw_amocrm.{t}").fetchone()[0] for t in TABLES}
+    assert counts == {"leads": 4, "contacts": 1, "companies": 1, "tasks": 1, "users": 1, "pipelines": 1,
+                      "loss_reasons": 1, "custom_fields": 2, "notes": 2, "events": 1}
+    # the record is kept whole, nested statuses included
+    statuses = wh.execute("select record->'_embedded'->'statuses' from raw_amocrm.pipelines").fetchone()[0]
+    assert [s["id"] for s in statuses] == [10, 142]
+    assert wh.execute("select id from raw_amocrm.events").fetchone()[0] == "01evt"
+    assert sorted(wh.execute("select entity_type, id from raw_amocrm.notes").fetchall()) == [
+        ("contacts", 401), ("leads", 401)]
+    # history comes month by month; August holds 2 leads, a full page at limit 2, so the list
+    # has a next link and its second page answers 204
+    log = app.state.amo.requests
+    second_pages = [r for r in log if r["path"] == "/api/v4/leads" and "page=2" in r["query"]
+                    and "only_deleted" not in r["query"]]
+    assert [r["status"] for r in second_pages] == [204]
+    assert all(r["status"] in (200, 204) for r in log)
+    # the contact's custom field 777 has no definition: reported, not dropped
+    contacts = next(r for r in results if r.entity == "contacts")
+    detail = wh.execute("select detail from raw_meta.load_batches where batch_id = %s",
+                        (contacts.batch_id,)).fetchone()[0]
+    assert detail["custom_fields_unknown"] == [777]
+    assert all(r.rows_read == r.rows_loaded + r.rows_quarantined for r in results)
+
+
+def test_malformed_records_are_quarantined_and_balance(data, wh):
+    # one history chunk (September), so the emulator serves each record once: records whose time
+    # it cannot read pass every filter, as the API would hand them to every window
+    write(data, "leads", [lead(1, ts(9, 1, 1)), "not an object", {"name": "no id", "updated_at": ts(9, 1, 2)},
+                          {"id": 7, "name": "bad time", "updated_at": "вчера"}, lead(2, ts(9, 1, 3))])
+    with running(app_for(data)) as url:
+        amocrm.extract_load(config(url, entities=["leads"], start_date="2026-09-01"), "default", WINDOW, wh)
+    assert set(leads_in(wh)) == {1, 2}
+    reasons = sorted(r[0] for r in wh.execute("select reason from raw_meta.quarantine where entity = 'leads'"))
+    assert reasons == ["no id", "not a JSON object (str)", "unparseable updated_at: 'вчера'"]
+    read, loaded, quarantined = wh.execute(
+        "select sum(rows_read), sum(rows_loaded), sum(rows_quarantined) from raw_meta.load_batches "
+        "where entity = 'leads'").fetchone()
+    assert (read, loaded, quarantined) == (5, 2, 3)
+
+
+def test_deleted_leads_are_flagged(data, wh):
+    # lead 3 is in the trash (only_deleted list); lead 2 is named by a lead_deleted event
+    write(data, "leads", [lead(1, ts(6, 10)), lead(2, ts(7, 5)), lead(4, ts(8, 30))])
+    write(data, "deleted_leads", [lead(3, ts(8, 25))])
+    write(data, "events", [{"id": "e1", "type": "lead_deleted", "entity_id": 2, "entity_type": "lead",
+                            "created_at": ts(8, 28)}])
+    with running(app_for(data)) as url:
+        results = amocrm.extract_load(config(url, entities=["leads", "events"]), "default", WINDOW, wh)
+    assert {i: d for i, (_, d) in leads_in(wh).items()} == {1: False, 2: True, 3: True, 4: False}
+    events = [r for r in results if r.entity == "events"]
+    flagged = wh.execute("select sum((detail->>'leads_flagged_deleted')::int) from raw_meta.load_batches "
+                         "where batch_id = any(%s)", ([r.batch_id for r in events],)).fetchone()[0]
+    assert flagged == 1
+
+
+def test_incremental_run_with_lookback_picks_up_a_late_lead(data, wh):
+    with running(app_for(data)) as url:
+        cfg = config(url, entities=["leads"])
+        amocrm.extract_load(cfg, "default", WINDOW, wh)  # history up to 2026-09-02 00:00 MSK
+        # lead 2 changes, but its updated_at says 31 August: it reached the API after the first run
+        write(data, "leads", [lead(1, ts(6, 10)), lead(2, ts(8, 31, 20), name="поздняя правка"),
+                              lead(3, ts(8, 20)), lead(4, ts(8, 30)), lead(5, ts(9, 2, 9))])
+        amocrm.extract_load(cfg, "default", NEXT_WINDOW, wh)
+    got = leads_in(wh)
+    assert got[2][0] == "поздняя правка"
+    assert 5 in got
+    hwm = get_state(wh, "amocrm", "default", "hwm:leads")
+    assert dt.datetime.fromisoformat(hwm) == NEXT_WINDOW.end
+
+
+def test_incremental_window_without_lookback_would_miss_it(data, wh):
+    """The control for the lookback test: with no lookback the late lead is not seen."""
+    with running(app_for(data)) as url:
+        amocrm.extract_load(config(url, entities=["leads"]), "default", WINDOW, wh)
+        write(data, "leads", [lead(2, ts(8, 31, 20), name="поздняя правка")])
+        amocrm.extract_load(config(url, entities=["leads"], lookback_days=0), "default", NEXT_WINDOW, wh)
+    assert leads_in(wh)[2][0] != "поздняя правка"
+
+
+def test_same_window_twice_gives_identical_tables(data, wh):
+    write(data, "deleted_leads", [lead(9, ts(8, 1))])
+    with running(app_for(data)) as url:
+        amocrm.extract_load(config(url), "default", WINDOW, wh)
+        first = checksum(wh)
+        amocrm.extract_load(config(url), "default", WINDOW, wh)  # a retry of the same full run
+        second = checksum(wh)
+        amocrm.extract_load(config(url), "default", Window.for_day(dt.date(2026, 9, 1)), wh)  # incremental
+        third = checksum(wh)
+    assert first == second == third
+    assert first["deleted"] == "9"
+
+
+def test_history_resumes_after_a_crash_without_repulling_committed_months(data, wh):
+    app = app_for(data)
+    # June, July, August, September: each month asks for live and deleted leads; the fifth
+    # request (August, live) fails with an error that is not retried
+    app.state.faults.add(path="^/api/v4/leads$", status=400, body={"title": "boom"}, after=4, times=1)
+    with running(app) as url:
+        cfg = config(url, entities=["leads"])
+        with pytest.raises(amocrm.AmoError):
+            amocrm.extract_load(cfg, "default", WINDOW, wh)
+        assert set(leads_in(wh)) == {1, 2}  # June and July committed
+        crash_at = len(app.state.amo.requests)
+        amocrm.extract_load(cfg, "default", WINDOW, wh)
+    second_run = [r for r in app.state.amo.requests[crash_at:] if r["path"] == "/api/v4/leads"]
+    froms = {int(parse_qs(r["query"])["filter[updated_at][from]"][0]) for r in second_run}
+    august = int(dt.datetime(2026, 8, 1, tzinfo=MSK).timestamp())
+    assert froms and min(froms) == august
+    assert set(leads_in(wh)) == {1, 2, 3, 4}
+    statuses = [r[0] for r in wh.execute("select status from raw_meta.load_batches where entity = 'leads' "
+                                         "order by started_at")]
+    assert statuses == ["loaded", "loaded", "failed", "loaded", "loaded"]
+
+
+def test_client_throttles_itself_to_seven_requests_a_second(data, wh):
+    write(data, "leads", [lead(i, ts(6, 10) + i) for i in range(1, 17)])
+    app = emulator.create_app(data, rate_limit=7)
+    with running(app) as url:
+        amocrm.extract_load(config(url, entities=["leads"], rate_limit=7, page_limit=1), "default", WINDOW, wh)
+    log = app.state.amo.requests
+    assert len(log) >= 20  # enough requests that an unthrottled client would exceed 7 in a second
+    assert all(r["status"] in (200, 204) for r in log)  # never limited by the server
+    # every sliding one-second window at the emulator holds at most 7 requests
+    times = sorted(r["t"] for r in log)
+    assert max(sum(1 for u in times[i:] if u - t < 1.0) for i, t in enumerate(times)) <= 7
+    assert len(leads_in(wh)) == 16
+
+
+def test_unthrottled_burst_is_limited_by_the_emulator(data):
+    """The emulator side of the throttle test: a burst above 7/s does get 429s."""
+    import httpx
+
+    app = emulator.create_app(data, rate_limit=7, block_after=100)
+    with running(app) as url, httpx.Client(base_url=url, headers={"Authorization": "Bearer demo-token"}) as http:
+        statuses = Counter(http.get("/api/v4/users").status_code for _ in range(20))
+    assert statuses[200] >= 7 and statuses[429] >= 1
+
+
+def test_429_is_retried_then_succeeds(data, wh):
+    app = app_for(data)
+    app.state.faults.add(path="^/api/v4/leads$", status=429, retry_after=0.05, times=2)
+    with running(app) as url:
+        amocrm.extract_load(config(url, entities=["leads"]), "default", WINDOW, wh)
+    statuses = [r["status"] for r in app.state.amo.requests if r["path"] == "/api/v4/leads"]
+    assert statuses[:3] == [429, 429, 200]
+    assert len(leads_in(wh)) == 4
+
+
+def test_server_rate_limit_without_retry_after_backs_off_and_completes(data, wh):
+    # a client configured far above the server's limit meets real 429s (no Retry-After) and backs off
+    app = emulator.create_app(data, rate_limit=3, block_after=1000)
+    with running(app) as url:
+        amocrm.extract_load(config(url, entities=["leads"], page_limit=1, backoff_base=0.3), "default", WINDOW, wh)
+    statuses = Counter(r["status"] for r in app.state.amo.requests)
+    assert statuses[429] >= 1
+    assert len(leads_in(wh)) == 4
+
+
+def test_blocked_account_fails_at_once_without_a_retry_storm(data, wh):
+    app = emulator.create_app(data, rate_limit=2, block_after=2, block_seconds=60)
+    with running(app) as url:
+        with pytest.raises(amocrm.AmoBlockedError, match="403"):
+            amocrm.extract_load(config(url, entities=["leads"], page_limit=1, backoff_base=0.01, max_retries=50),
+                                "default", WINDOW, wh)
+    log = sorted(app.state.amo.requests, key=lambda r: r["t"])
+    first_403 = next(i for i, r in enumerate(log) if r["status"] == 403)
+    assert len(log) - first_403 - 1 <= 2
+
+
+def test_expired_token_is_refreshed_and_rotation_persisted(data, wh):
+    app = app_for(data, refresh_token="r0", access_ttl=3600)
+    amo = app.state.amo
+    oauth = {"client_id": "demo-client", "client_secret": "demo-secret", "refresh_token": "r0"}
+    with running(app) as url:
+        cfg = config(url, entities=["users"], **oauth)
+        amo.expire_access_tokens()
+        amocrm.extract_load(cfg, "default", WINDOW, wh)
+        saved = get_state(wh, "amocrm", "default", "oauth")
+        wh.commit()
+        assert amo.refreshes == [{"used": "r0", "issued": saved["refresh_token"]}]
+        # a day later: the access token has expired again and r0 is dead; the stored pair carries on
+        amo.expire_access_tokens()
+        amocrm.extract_load(cfg, "default", WINDOW, wh)
+    assert [r["used"] for r in amo.refreshes] == ["r0", saved["refresh_token"]]
+    assert get_state(wh, "amocrm", "default", "oauth")["refresh_token"] == amo.refreshes[-1]["issued"]
+    assert wh.execute("select count(*) from raw_amocrm.users").fetchone()[0] == 1
+
+
+def test_401_without_refresh_credentials_fails_clearly(data, wh):
+    app = app_for(data)
+    app.state.amo.expire_access_tokens()
+    with running(app) as url:
+        with pytest.raises(amocrm.AmoAuthError, match="refresh_token"):
+            amocrm.extract_load(config(url, entities=["users"]), "default", WINDOW, wh)
+
+
+def test_transport_errors_and_5xx_are_retried_boundedly(data, wh):
+    app = app_for(data)
+    app.state.faults.add(path="^/api/v4/users$", reset=True, times=1)
+    app.state.faults.add(path="^/api/v4/users$", status=502, times=1)
+    app.state.faults.add(path="^/api/v4/contacts$", status=503, times=100)
+    with running(app) as url:
+        amocrm.extract_load(config(url, entities=["users"]), "default", WINDOW, wh)
+        assert wh.execute("select count(*) from raw_amocrm.users").fetchone()[0] == 1
+        with pytest.raises(amocrm.AmoError, match="503 after 3 attempts"):
+            amocrm.extract_load(config(url, entities=["contacts"], max_retries=2), "default", WINDOW, wh)
