@@ -11,7 +11,9 @@ against the contract:
 * requests are processed FIFO, each taking ``processing_seconds``; at most ``max_parallel``
   may wait at once (429 ``quota_parallel_requests`` with ``Retry-After``); uncleaned requests
   stand for the 10 GB storage (``max_uncleaned``: evaluate then says 0 days, create refuses);
-* ``fail_requests`` makes the next N requests end in ``processing_failed``;
+* ``fail_requests`` makes the next N requests end in ``processing_failed``; ``cut_downloads``
+  makes the next N downloads lose their last line with a matching ``Content-Length`` (a proxy
+  that cut the body cleanly: only ``parts[].size`` can reveal it);
 * parts of ``part_rows`` rows, each with its own header line; download before ``processed``
   is an error; clean and cancel; list;
 * ``/stat/v1/data`` with offset (from 1) / limit (≤ 100,000) paging, grouping by the requested
@@ -36,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from . import faults
 
@@ -218,6 +220,7 @@ class MetricaState:
     sample_share: float
     max_possible_day_quantity: int | None
     hide_rare_phrases: bool
+    cut_downloads: int = 0
     requests: dict[int, LogRequest] = field(default_factory=dict)
     calls: list[tuple[str, int]] = field(default_factory=list)
     _files: dict[tuple[int, str], LogFile] = field(default_factory=dict)
@@ -326,7 +329,7 @@ def create_app(data_dir, *, today: dt.date | str | None = None, token: str = "de
                max_days_per_request: int = 31, processing_seconds: float = 0.2, part_rows: int = 50_000,
                max_parallel: int = 3, max_uncleaned: int = 100, fail_requests: int = 0,
                sample_share: float = 1.0, max_possible_day_quantity: int | None = None,
-               hide_rare_phrases: bool = False) -> FastAPI:
+               hide_rare_phrases: bool = False, cut_downloads: int = 0) -> FastAPI:
     """The Metrica emulator over ``data_dir`` (the dataset root holding ``metrica/``).
 
     ``today`` is the API's "today" (``date2`` must be before it); default: the manifest's
@@ -341,7 +344,7 @@ def create_app(data_dir, *, today: dt.date | str | None = None, token: str = "de
         max_days_per_request=max_days_per_request, processing_seconds=processing_seconds, part_rows=part_rows,
         max_parallel=max_parallel, max_uncleaned=max_uncleaned, fail_requests=fail_requests,
         sample_share=sample_share, max_possible_day_quantity=max_possible_day_quantity,
-        hide_rare_phrases=hide_rare_phrases,
+        hide_rare_phrases=hide_rare_phrases, cut_downloads=cut_downloads,
     )
     app = FastAPI(title="Yandex Metrica emulator")
     app.state.metrica = state
@@ -433,6 +436,13 @@ def create_app(data_dir, *, today: dt.date | str | None = None, token: str = "de
             raise ApiError(400, "invalid_parameter", f"no part {part}", "part")
         spec = req.parts[part]
         body = state.log_file(counter, req.source).stream_part(spec, req.fields)
+        with state.lock:
+            cut = state.cut_downloads > 0
+            state.cut_downloads -= cut
+        if cut:
+            whole = b"".join(body)
+            short = whole[: whole.rstrip(b"\n").rfind(b"\n") + 1]
+            return Response(short, media_type="text/tab-separated-values; charset=utf-8")
         return StreamingResponse(body, media_type="text/tab-separated-values; charset=utf-8",
                                  headers={"Content-Length": str(spec.size)})
 
