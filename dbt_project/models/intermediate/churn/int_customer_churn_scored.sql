@@ -1,0 +1,52 @@
+{{ config(tags=['churn_scored']) }}
+-- BG/NBD per customer from the fitted parameters, in SQL so it scales with the warehouse:
+--   P(alive) = 1 / (1 + [x>0] · a/(b+x−1) · ((α+T)/(α+t_x))^(r+x))
+--   E[purchases in the next t] = (a+b+x−1)/(a−1) · (1 − ((α+T)/(α+T+t))^(r+x)
+--                                 · ₂F₁(r+x, b+x; a+b+x−1; t/(α+T+t))) / (1 + [x>0]·a/(b+x−1)·((α+T)/(α+t_x))^(r+x))
+-- with t = horizon_days (seed model_parameters) in the model's time unit.
+with summary as (select * from {{ ref('int_customer_purchase_summary') }}),
+params as (select * from {{ ref('int_churn_parameters_selected') }}),
+settings as (
+    select value as horizon_days from {{ ref('model_parameters') }} where parameter = 'horizon_days'
+),
+
+inputs as (
+    select
+        summary.customer_id,
+        cast(summary.x as double precision) as x,
+        cast(summary.t_x as double precision) as t_x,
+        cast(summary.t_cal as double precision) as t_cal,
+        params.r,
+        params.alpha,
+        params.a,
+        params.b,
+        cast(settings.horizon_days as double precision) / {{ churn_unit_days() }} as horizon
+    from summary
+    cross join params
+    cross join settings
+),
+
+odds as (
+    select
+        inputs.*,
+        case
+            when x > 0 then a / (b + x - 1) * power((alpha + t_cal) / (alpha + t_x), r + x)
+            else 0
+        end as dead_odds
+    from inputs
+),
+
+final as (
+    select
+        customer_id,
+        round(cast(1 / (1 + dead_odds) as numeric), 6) as p_alive,
+        round(cast(
+            (a + b + x - 1) / (a - 1)
+            * (1 - power((alpha + t_cal) / (alpha + t_cal + horizon), r + x)
+                * udf.cw_hyp2f1(r + x, b + x, a + b + x - 1, horizon / (alpha + t_cal + horizon)))
+            / (1 + dead_odds)
+            as numeric), 6) as expected_purchases_horizon
+    from odds
+)
+
+select * from final

@@ -1,0 +1,180 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='merge',
+        unique_key='interaction_key',
+        on_schema_change='append_new_columns',
+        indexes=[{'columns': ['party_node']}],
+    )
+}}
+-- Every contact episode from every source in one shape: amoCRM notes, tasks and events,
+-- Bitrix24 activities, file interactions. party_node is the identity node the episode hangs on
+-- (a deal, contact, company or file customer); the customer is resolved downstream, so an
+-- identity merge never leaves stale customer ids in this incremental table. Incremental on the
+-- load time of the raw rows (merge by interaction_key, with a lookback for late loads).
+with amo_notes as (select * from {{ ref('stg_amocrm__notes') }}),
+amo_tasks as (select * from {{ ref('stg_amocrm__tasks') }}),
+amo_events as (select * from {{ ref('stg_amocrm__events') }}),
+amo_users as (select * from {{ ref('stg_amocrm__users') }}),
+b24_activities as (select * from {{ ref('stg_bitrix24__activities') }}),
+file_interactions as (select * from {{ ref('stg_crm_files__interactions') }}),
+types as (select * from {{ ref('interaction_types') }}),
+patterns as (select * from {{ ref('complaint_patterns') }}),
+
+unioned as (
+    select
+        note_key as interaction_key,
+        'amocrm_note' as source,
+        case
+            when entity_type in ('lead', 'leads') then 'amocrm_lead:'
+            when entity_type in ('contact', 'contacts') then 'amocrm_contact:'
+            when entity_type in ('company', 'companies') then 'amocrm_company:'
+        end || account || ':' || entity_id as party_node,
+        case when entity_type in ('lead', 'leads') then 'amocrm_lead:' || account || ':' || entity_id end as deal_key,
+        created_at as occurred_at,
+        note_type as raw_type,
+        cast(null as text) as direction,
+        account,
+        coalesce(responsible_user_id, created_by) as user_id,
+        cast(null as text) as manager_name,
+        call_status as outcome,
+        note_text as body_text,
+        _loaded_at
+    from amo_notes
+    union all
+    select
+        task_key as interaction_key,
+        'amocrm_task' as source,
+        case
+            when entity_type in ('lead', 'leads') then 'amocrm_lead:'
+            when entity_type in ('contact', 'contacts') then 'amocrm_contact:'
+            when entity_type in ('company', 'companies') then 'amocrm_company:'
+        end || account || ':' || entity_id as party_node,
+        case when entity_type in ('lead', 'leads') then 'amocrm_lead:' || account || ':' || entity_id end as deal_key,
+        coalesce(complete_till, created_at) as occurred_at,
+        task_type_id as raw_type,
+        'outgoing' as direction,
+        account,
+        responsible_user_id as user_id,
+        cast(null as text) as manager_name,
+        case when is_completed then coalesce('done: ' || result_text, 'done') else 'planned' end as outcome,
+        concat_ws(' ', task_text, result_text) as body_text,
+        _loaded_at
+    from amo_tasks
+    union all
+    select
+        event_key as interaction_key,
+        'amocrm_event' as source,
+        case
+            when entity_type in ('lead', 'leads') then 'amocrm_lead:'
+            when entity_type in ('contact', 'contacts') then 'amocrm_contact:'
+            when entity_type in ('company', 'companies') then 'amocrm_company:'
+        end || account || ':' || entity_id as party_node,
+        case when entity_type in ('lead', 'leads') then 'amocrm_lead:' || account || ':' || entity_id end as deal_key,
+        created_at as occurred_at,
+        event_type as raw_type,
+        case when event_type like 'incoming%' then 'incoming' when event_type like 'outgoing%' then 'outgoing' end
+            as direction,
+        account,
+        created_by as user_id,
+        cast(null as text) as manager_name,
+        case when status_after is not null then 'status ' || status_after end as outcome,
+        cast(null as text) as body_text,
+        _loaded_at
+    from amo_events
+    -- only events that are contacts or stage changes; tag edits and field changes are not episodes
+    where event_type in (select raw_type from types where source = 'amocrm_event')
+    union all
+    select
+        activity_key as interaction_key,
+        'bitrix24_activity' as source,
+        case owner_type
+            when 'deal' then 'bitrix24_deal:'
+            when 'contact' then 'bitrix24_contact:'
+            when 'company' then 'bitrix24_company:'
+        end || portal || ':' || owner_id as party_node,
+        case when owner_type = 'deal' then 'bitrix24_deal:' || portal || ':' || owner_id end as deal_key,
+        occurred_at,
+        type_id as raw_type,
+        direction,
+        portal as account,
+        responsible_id as user_id,
+        'Bitrix24 user ' || responsible_id as manager_name,
+        case when is_completed then 'done' else 'planned' end as outcome,
+        concat_ws(' ', subject, description) as body_text,
+        _loaded_at
+    from b24_activities
+    where not is_deleted
+    union all
+    select
+        interaction_key,
+        'crm_file' as source,
+        'crm_file_customer:' || customer_id as party_node,
+        cast(null as text) as deal_key,
+        occurred_at,
+        coalesce(nullif(kind, ''), channel) as raw_type,
+        cast(null as text) as direction,
+        cast(null as text) as account,
+        cast(null as bigint) as user_id,
+        manager as manager_name,
+        kind as outcome,
+        concat_ws(' ', kind, note) as body_text,
+        _loaded_at
+    from file_interactions
+),
+
+new_rows as (
+    select * from unioned
+    where party_node is not null and occurred_at is not null
+    {% if is_incremental() %}
+        and _loaded_at > (
+            select coalesce(max(_loaded_at), cast('1900-01-01' as timestamptz))
+                - interval '{{ var("incremental_lookback_days") }} days'
+            from {{ this }}
+        )
+    {% endif %}
+),
+
+final as (
+    select
+        new_rows.interaction_key,
+        new_rows.source,
+        new_rows.party_node,
+        new_rows.deal_key,
+        new_rows.occurred_at,
+        new_rows.raw_type,
+        coalesce(types.channel, file_channel.channel, 'other') as channel,
+        case
+            when coalesce(types.is_complaint, false) or exists (
+                select 1 from patterns where coalesce(new_rows.body_text, '') ~* patterns.pattern
+            ) then 'complaint'
+            else coalesce(types.activity, file_channel.activity, 'other')
+        end as activity,
+        coalesce(types.is_complaint, false) or exists (
+            select 1 from patterns where coalesce(new_rows.body_text, '') ~* patterns.pattern
+        ) as is_complaint,
+        new_rows.direction,
+        case
+            when new_rows.source like 'amocrm%' then 'amocrm:' || new_rows.account || ':' || new_rows.user_id
+            when new_rows.source like 'bitrix24%' then 'bitrix24:' || new_rows.account || ':' || new_rows.user_id
+            else 'crm_file:' || new_rows.manager_name
+        end as manager_key,
+        coalesce(new_rows.manager_name, amo_users.user_name) as manager_name,
+        new_rows.outcome,
+        new_rows.body_text,
+        new_rows._loaded_at
+    from new_rows
+    left join types
+        on types.source = new_rows.source and types.raw_type = lower(new_rows.raw_type)
+    -- file exports name the channel in one column and the kind in another: try the channel too
+    left join file_interactions
+        on new_rows.source = 'crm_file' and file_interactions.interaction_key = new_rows.interaction_key
+    left join types as file_channel
+        on file_channel.source = 'crm_file' and file_channel.raw_type = file_interactions.channel
+    left join amo_users
+        on new_rows.source like 'amocrm%'
+        and amo_users.account = new_rows.account
+        and amo_users.user_id = new_rows.user_id
+)
+
+select * from final

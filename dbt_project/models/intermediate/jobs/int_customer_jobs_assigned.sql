@@ -1,0 +1,54 @@
+-- Weighted vote of the evidence: score(customer, job) = Σ rule weight × source weight over the
+-- customer's signals that match the job's rules. The job with the highest score wins (ties go
+-- to the job with more distinct sources, then alphabetically); confidence is its share of the
+-- customer's total score. Customers without matching evidence are not here (→ 'unassigned').
+with evidence as (select * from {{ ref('int_job_evidence_collected') }}),
+rules as (select * from {{ ref('jtbd_evidence_rules') }}),
+source_weights as (select * from {{ ref('source_weights') }}),
+
+matched as (
+    select
+        evidence.customer_id,
+        rules.job_id,
+        evidence.source,
+        max(rules.weight * source_weights.weight) as vote
+    from evidence
+    inner join rules
+        on rules.source = evidence.source
+        and rules.field = evidence.field
+        and evidence.value ~* rules.pattern
+    inner join source_weights on source_weights.source = evidence.source
+    group by evidence.customer_id, rules.job_id, evidence.source, evidence.field, evidence.value
+),
+
+scored as (
+    select
+        customer_id,
+        job_id,
+        sum(vote) as score,
+        count(distinct source) as source_count,
+        string_agg(distinct source, ',' order by source) as evidence_sources
+    from matched
+    group by customer_id, job_id
+),
+
+ranked as (
+    select
+        scored.*,
+        sum(score) over (partition by customer_id) as total_score,
+        row_number() over (partition by customer_id order by score desc, source_count desc, job_id) as job_rank
+    from scored
+),
+
+final as (
+    select
+        customer_id,
+        job_id,
+        round(score, 4) as job_score,
+        round(score / nullif(total_score, 0), 4) as confidence,
+        evidence_sources
+    from ranked
+    where job_rank = 1
+)
+
+select * from final

@@ -1,0 +1,52 @@
+-- Everything that may say which job a customer hires us for, one row per distinct signal:
+-- CRM (deal purpose, products bought, managers' notes), Metrica (landing pages, UTM terms of
+-- the customer's visits), surveys ("what did you buy it for"). A repeated signal counts once,
+-- so a frequent visitor does not outvote a stated purpose.
+with orders as (select * from {{ ref('int_orders_unified') }}),
+interactions as (select * from {{ ref('int_customer_interactions_resolved') }}),
+visits as (select * from {{ ref('int_web_visits_filtered') }}),
+client_nodes as (select * from {{ ref('int_customer_nodes_resolved') }} where node_type = 'metrica_client_id'),
+responses as (select * from {{ ref('int_survey_responses_linked') }}),
+
+signals as (
+    select customer_id, 'crm' as source, 'deal_purpose' as field, purpose as value, created_at as observed_at
+    from orders
+    where purpose is not null
+    union all
+    select customer_id, 'crm' as source, 'product' as field, product as value, closed_at as observed_at
+    from orders
+    where is_won and product is not null
+    union all
+    select customer_id, 'crm' as source, 'note' as field, body_text as value, occurred_at as observed_at
+    from interactions
+    where body_text is not null and body_text <> '' and activity in ('note', 'call', 'meeting', 'task', 'email')
+    union all
+    select client_nodes.customer_id, 'metrica' as source, 'landing_page' as field, visits.landing_path as value,
+        visits.visited_at as observed_at
+    from visits
+    inner join client_nodes on client_nodes.source_key = visits.client_id
+    union all
+    select client_nodes.customer_id, 'metrica' as source, 'utm_term' as field, visits.utm_term as value,
+        visits.visited_at as observed_at
+    from visits
+    inner join client_nodes on client_nodes.source_key = visits.client_id
+    where visits.utm_term is not null
+    union all
+    select customer_id, 'surveys' as source, 'survey_purpose' as field, purpose as value, submitted_at as observed_at
+    from responses
+    where purpose is not null
+),
+
+final as (
+    select
+        customer_id,
+        source,
+        field,
+        value,
+        min(observed_at) as first_observed_at,
+        count(*) as occurrences
+    from signals
+    group by customer_id, source, field, value
+)
+
+select * from final

@@ -1,0 +1,1 @@
+"""Transformation: the dbt project runner and the BG/NBD churn model fitted between dbt steps."""

@@ -1,0 +1,93 @@
+"""BG/NBD (Fader, Hardie & Lee 2005) fitted by maximum likelihood on (x, t_x, T).
+
+Only the four parameters are fitted here; the per-customer quantities (P(alive), expected
+purchases) are computed in SQL by dbt from the stored parameters, so the heavy part scales with
+the warehouse. The Python versions of those formulas below exist to check the SQL against.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import optimize
+from scipy.special import gammaln, hyp2f1
+
+
+@dataclass(frozen=True)
+class BgNbdParams:
+    r: float
+    alpha: float
+    a: float
+    b: float
+    log_likelihood: float
+    customers: int
+    converged: bool
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _arrays(x, t_x, T) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
+    if not (x.shape == t_x.shape == T.shape):
+        raise ValueError("x, t_x and T must have the same length")
+    if np.any(x < 0) or np.any(t_x < 0) or np.any(T < t_x):
+        raise ValueError("need x >= 0 and 0 <= t_x <= T for every customer")
+    return x, t_x, T
+
+
+def log_likelihood(r: float, alpha: float, a: float, b: float, x, t_x, T) -> np.ndarray:
+    """Per-customer log-likelihood (methods.md, equation 6 of the paper)."""
+    x, t_x, T = _arrays(x, t_x, T)
+    a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
+    a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
+    a3 = -(r + x) * np.log(alpha + T)
+    repeat = x > 0
+    # b + x - 1 is only meaningful for repeaters; guard the log for the others
+    a4 = np.where(
+        repeat,
+        np.log(a) - np.log(np.where(repeat, b + x - 1, 1.0)) - (r + x) * np.log(alpha + t_x),
+        -np.inf,
+    )
+    return a1 + a2 + np.logaddexp(a3, a4)
+
+
+def fit(x, t_x, T, *, initial: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)) -> BgNbdParams:
+    """Maximum-likelihood r, α, a, b; optimised on log-parameters so they stay positive."""
+    x, t_x, T = _arrays(x, t_x, T)
+    if x.size == 0:
+        raise ValueError("cannot fit BG/NBD on zero customers")
+
+    def negative_ll(log_params: np.ndarray) -> float:
+        r, alpha, a, b = np.exp(log_params)
+        value = -float(np.sum(log_likelihood(r, alpha, a, b, x, t_x, T)))
+        return value if np.isfinite(value) else 1e300
+
+    start = np.log(np.asarray(initial, dtype=float))
+    result = optimize.minimize(negative_ll, start, method="Nelder-Mead",
+                               options={"xatol": 1e-8, "fatol": 1e-8, "maxiter": 20_000, "maxfev": 20_000})
+    # polish with a gradient method from the simplex optimum; keep whichever is better
+    polished = optimize.minimize(negative_ll, result.x, method="L-BFGS-B")
+    best = polished if polished.fun <= result.fun else result
+    r, alpha, a, b = (float(v) for v in np.exp(best.x))
+    return BgNbdParams(r, alpha, a, b, -float(best.fun), int(x.size), bool(result.success or polished.success))
+
+
+def p_alive(params: BgNbdParams, x, t_x, T) -> np.ndarray:
+    """P(still active | x, t_x, T)."""
+    x, t_x, T = _arrays(x, t_x, T)
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    ratio = np.where(x > 0, a / np.maximum(b + x - 1, 1e-300) * ((alpha + T) / (alpha + t_x)) ** (r + x), 0.0)
+    return 1.0 / (1.0 + ratio)
+
+
+def expected_purchases(params: BgNbdParams, t: float, x, t_x, T) -> np.ndarray:
+    """E[purchases in (T, T+t] | x, t_x, T] (equation 10 of the paper), using scipy's ₂F₁."""
+    x, t_x, T = _arrays(x, t_x, T)
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    z = t / (alpha + T + t)
+    hyp = hyp2f1(r + x, b + x, a + b + x - 1, z)
+    numerator = (a + b + x - 1) / (a - 1) * (1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp)
+    ratio = np.where(x > 0, a / np.maximum(b + x - 1, 1e-300) * ((alpha + T) / (alpha + t_x)) ** (r + x), 0.0)
+    return numerator / (1 + ratio)
