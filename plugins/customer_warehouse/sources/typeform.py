@@ -281,7 +281,9 @@ def land_pages(conn, source: str, channel: str, unit: str, pages, mapping: Surve
 # -- source module interface --------------------------------------------------------------------
 def units(cfg) -> list[str]:
     forms = cfg.extra.get("forms") or []
-    return [forms] if isinstance(forms, str) else [str(f) for f in forms]
+    if isinstance(forms, str):  # a URI-form connection carries a comma-separated string
+        forms = [f.strip() for f in forms.split(",") if f.strip()]
+    return [str(f) for f in forms]
 
 
 def extract_load(cfg, unit: str, window: Window, conn) -> list[BatchResult]:
