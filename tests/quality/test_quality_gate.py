@@ -1,0 +1,104 @@
+"""The quality gate on a real PostgreSQL: a consistent build passes; a broken batch and a mart that
+does not reconcile fail with table, check, observed and expected; results land in ops; Data Docs
+are built; the connection string (with its password) is written nowhere."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+
+from customer_warehouse.quality import sample
+from customer_warehouse.quality.config import load_severity, mart_specs, raw_specs
+from customer_warehouse.quality.gate import run_gate
+
+pytestmark = pytest.mark.integration
+SCHEMAS = ("raw_crm_files", "marts_build")
+
+
+def _with_password(uri: str, password: str) -> str:
+    parts = urlsplit(uri)
+    netloc = parts.netloc.replace("@", f":{password}@", 1) if "@" in parts.netloc else parts.netloc
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def by_id(result):
+    return {c.check_id: c for c in result.checks}
+
+
+def test_config_builds_checks_with_severities():
+    specs, freshness = raw_specs()
+    orders = next(s for s in specs if s.qualified == "raw_crm_files.orders")
+    names = {c.name for c in orders.checks}
+    assert {"columns_present", "key_unique", "amount_range", "ledger_rows_match", "ledger_batches_known"} <= names
+    assert any(c.name == "freshness__raw_crm_files__orders" for c in freshness)
+    marts = {s.table: s for s in mart_specs()}
+    recon = next(c for c in marts["customer_profitability"].checks if c.name == "revenue_reconciles")
+    assert "int.int_revenue_by_customer" in recon.params["query"]  # the reference is spliced in
+    severity = load_severity()
+    assert severity.of("raw_meta.load_batches.freshness__raw_amocrm__leads") == "warn"
+    assert severity.of("marts_build.customer_profitability.revenue_reconciles") == "block"
+
+
+def test_good_build_passes_and_is_recorded(warehouse_uri, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    secret_uri = _with_password(warehouse_uri, "s3cret-db-pw")
+    with psycopg.connect(warehouse_uri) as conn:
+        sample.load_orders(conn)
+        sample.build_marts(conn)
+
+    result = run_gate(secret_uri, SCHEMAS, run_date="2026-11-20", docs_dir=tmp_path / "docs")
+
+    assert result.passed, result.summary()
+    checks = by_id(result)
+    assert checks["marts_build.customer_profitability.revenue_reconciles"].status == "passed"
+    assert checks["marts_build.whale_curve.ends_at_100_percent"].status == "passed"
+    assert checks["raw_crm_files.orders.ledger_rows_match"].status == "passed"
+    assert checks["raw_meta.load_batches.freshness__raw_crm_files__orders"].status == "passed"
+    # a mart that is not built yet is tolerated with a clear message
+    assert checks["marts_build.customer_kpis.table_exists"].status == "skipped"
+    assert "does not exist" in checks["marts_build.customer_kpis.table_exists"].observed
+    assert Path(result.docs_index).is_file() and result.docs_index.endswith("index.html")
+    with psycopg.connect(warehouse_uri) as conn:
+        stored = conn.execute("select count(*), count(*) filter (where status = 'passed') from ops.quality_results "
+                              "where run_id = %s", (result.run_id,)).fetchone()
+    assert stored[0] == len(result.checks) and stored[1] > 20
+    # the password reached GX only through substitution: not in logs, not in any file GX wrote
+    assert "s3cret-db-pw" not in caplog.text
+    from customer_warehouse.paths import expectations_dir
+    written = [p for p in (expectations_dir() / "uncommitted" / "gate_runs").rglob("*") if p.is_file()]
+    written += [p for p in (tmp_path / "docs").rglob("*") if p.is_file()]
+    assert written and not any("s3cret-db-pw" in p.read_text(errors="ignore") for p in written)
+
+
+def test_broken_batch_and_unreconciled_mart_block(warehouse_uri, tmp_path):
+    orders = [*sample.ORDERS, ("o2", "c1", 500.00, 300.00), ("o5", "c3", -40.00, 10.00)]  # dup key, negative
+    with psycopg.connect(warehouse_uri) as conn:
+        sample.load_orders(conn, orders)
+        sample.build_marts(conn, revenue_shift=10.0)  # every customer +10: Σ no longer reconciles
+        # rows without a ledger entry: written around RawBatch
+        conn.execute("update raw_crm_files.orders set _batch_id = gen_random_uuid() where order_id = 'o4'")
+        conn.commit()
+
+    result = run_gate(warehouse_uri, SCHEMAS, run_date="2026-11-20", docs_dir=tmp_path / "docs")
+
+    assert not result.passed
+    checks = by_id(result)
+    dup = checks["raw_crm_files.orders.key_unique"]
+    assert dup.status == "failed" and dup.severity == "block" and "'o2'" in dup.observed
+    neg = checks["raw_crm_files.orders.amount_range"]
+    assert neg.status == "failed" and "-40" in neg.observed and "[0, +∞]" in neg.expected
+    recon = checks["marts_build.customer_profitability.revenue_reconciles"]
+    assert recon.status == "failed" and recon.blocking
+    # Σ won orders = 3800 + 500 (duplicate) − 40 = 4260; the mart adds 10 to each of 3 customers
+    assert float(recon.details["sample"][0]["observed"]) == pytest.approx(4290.0)
+    assert float(recon.details["sample"][0]["expected"]) == pytest.approx(4260.0)
+    assert "4290" in recon.observed and "4260" in recon.observed
+    assert checks["raw_crm_files.orders.ledger_batches_known"].status == "failed"
+    summary = result.summary()
+    assert "BLOCKED" in summary and "customer_profitability · revenue_reconciles" in summary
+    # healthy checks are still reported as passed next to the failures
+    assert checks["marts_build.jtbd_segments.customer_shares_sum_to_one"].status == "passed"
