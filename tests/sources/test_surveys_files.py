@@ -118,6 +118,8 @@ def test_mapping_errors_are_clear(tmp_path, wh):
     _write(tmp_path, mapping=MAPPING.replace("Телефон", "Мобильный телефон"))
     with pytest.raises(MappingError, match="Мобильный телефон"):
         survey_files.extract_load(_cfg(tmp_path), "nps_2026", WINDOW, wh)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        survey_files.units(_cfg(tmp_path / "missing"))
     (tmp_path / "orphan.csv").write_text("a\n1\n")
     with pytest.raises(MappingError, match="no mapping file orphan.mapping.yml"):
         survey_files.extract_load(_cfg(tmp_path), "orphan", WINDOW, wh)

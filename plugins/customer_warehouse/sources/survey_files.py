@@ -268,7 +268,7 @@ def units(cfg) -> list[str]:
     """One unit per form file in the folder (the file stem), with or without a mapping yet."""
     folder = Path(cfg.path).expanduser()
     if not folder.is_dir():
-        return []
+        raise FileNotFoundError(f"{cfg.conn_id}: survey export folder {folder!s} does not exist (extra.path)")
     return sorted({p.stem for p in folder.iterdir() if p.is_file() and p.suffix.lower() in DATA_EXTENSIONS})
 
 

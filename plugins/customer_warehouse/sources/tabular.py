@@ -138,8 +138,9 @@ class TabularFile:
                 self.blank_rows += 1
                 continue
             raw = "\t".join(t or "" for t in texts)
-            # openpyxl pads rows to the sheet's width: only non-empty overflow is an error
-            yield _shape(number, self.header, [t or "" for t in texts], raw, width)
+            # a sheet has no column-count errors: missing trailing cells are just empty ones
+            fields = [t or "" for t in texts] + [""] * (width - len(texts))
+            yield _shape(number, self.header, fields, raw, width)
 
 
 def _shape(number: int, header: list[str], fields: list[str], raw: str, width: int) -> Row:
