@@ -171,6 +171,8 @@ def test_encoding_detection_votes_by_line():
     assert detect_encoding(utf + "Пётр;Тверь\n".encode("cp1251")) == "utf-8"
     assert detect_encoding("Имя;Город\n".encode("cp1251")) == "cp1251"
     assert detect_encoding(b"a,b\n1,2\n") == "utf-8"
+    assert detect_encoding("a;b\nПётр;Тверь".encode("cp1251")) == "cp1251"  # no final newline
+    assert detect_encoding("a;b\nПётр".encode()[:-1]) == "utf-8"  # a sample cut inside a character
 
 
 def test_delimiter_sniffing_ignores_quoted_separators():

@@ -34,16 +34,16 @@ def detect_encoding(sample: bytes) -> str:
         return "utf-8-sig"
     good = bad = 0
     lines = sample.split(b"\n")
-    if len(lines) > 1:
-        lines = lines[:-1]  # the last line of a sample may be cut inside a multi-byte character
-    for line in lines:
+    for i, line in enumerate(lines):
         if line.isascii():
             continue
         try:
             line.decode("utf-8")
             good += 1
-        except UnicodeDecodeError:
-            bad += 1
+        except UnicodeDecodeError as exc:
+            # a sample may end inside a multi-byte character: that is not evidence against UTF-8
+            if not (i == len(lines) - 1 and exc.reason == "unexpected end of data"):
+                bad += 1
     if good == 0 and bad == 0:
         return "utf-8"
     return "utf-8" if good >= bad else "cp1251"
