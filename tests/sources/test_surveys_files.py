@@ -64,7 +64,8 @@ def test_csv_export_lands_mapped_and_typed(tmp_path, wh):
     assert (channel, form, submitted) == ("file", "nps_2026", dt.datetime(2026, 11, 20, 10, 15, tzinfo=MSK))
     assert (email, phone, client_id) == ("anna@mail.ru", "79161234567", "1700000000123456789")
     assert answers == {"purpose": "Варю кофе дома, это моё хобби", "nps": 9, "satisfaction": 4.5,
-                       "interests": ["Эспрессо", "Альтернатива"], "x_age": "34"}
+                       "interests": "Эспрессо; Альтернатива", "interests_list": ["Эспрессо", "Альтернатива"],
+                       "x_age": "34"}
     # nps 11 is out of range and "отлично" not a number: the response stays, the values are null
     assert rows["r2"][6] == {"purpose": "В подарок", "nps": None, "satisfaction": None, "interests": None}
     assert rows["r4"][3] is None and rows["r4"][6]["nps"] is None
@@ -107,8 +108,8 @@ def test_xlsx_without_response_id_uses_a_stable_hash(tmp_path, wh):
                       "order by submitted_at").fetchall()
     assert len(rows) == 2 and all(len(r[1]) == 24 for r in rows)
     assert rows[0][2] == dt.datetime(2025, 12, 9, 6, 0, tzinfo=MSK)  # Excel serial 46000.25
-    assert rows[1][0] == "exit" and rows[1][3] == {"exit_reason": "Дорого", "values": ["Цена", "Скорость доставки"],
-                                                   "nps": 6}
+    assert rows[1][0] == "exit" and rows[1][3] == {"exit_reason": "Дорого", "values": "Цена; Скорость доставки",
+                                                   "values_list": ["Цена", "Скорость доставки"], "nps": 6}
 
 
 def test_mapping_errors_are_clear(tmp_path, wh):
@@ -127,7 +128,8 @@ def test_mapping_errors_are_clear(tmp_path, wh):
 
 @pytest.mark.parametrize(("meaning", "value", "expected"), [
     ("nps", "10 — точно порекомендую", 10), ("nps", 0, 0), ("nps", "7,5", None), ("nps", "-1", None),
-    ("satisfaction", "4 из 5", 4), ("satisfaction", 3.5, 3.5), ("interests", ["a", " b "], ["a", "b"]),
+    ("satisfaction", "4 из 5", 4), ("satisfaction", 3.5, 3.5), ("interests", ["a", " b "], "a; b"),
+    ("interests", "a, b", "a; b"),
     ("purpose", ["Для офиса"], "Для офиса"), ("exit_reason", True, "true"), ("values", "", None),
 ])
 def test_answer_typing(meaning, value, expected):

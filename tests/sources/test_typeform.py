@@ -154,7 +154,8 @@ def test_extract_load_incremental_with_malformed_item(dataset, wh):
     row = wh.execute("select channel, form_id, submitted_at, respondent_email, respondent_client_id, answers "
                      "from raw_surveys.responses where response_id = 'tok003'").fetchone()
     assert row[:5] == ("typeform", FORM, dt.datetime(2026, 11, 10, 12, tzinfo=dt.UTC), "u3@example.com", "17000000003")
-    assert row[5] == {"purpose": "Для нашей кофейни", "nps": 3, "interests": ["Зерно", "Обучение"]}
+    assert row[5] == {"purpose": "Для нашей кофейни", "nps": 3, "interests": "Зерно; Обучение",
+                      "interests_list": ["Зерно", "Обучение"]}
     reason = wh.execute("select reason, raw_text from raw_meta.quarantine").fetchone()
     assert reason[0] == "malformed item: answers must be a list and hidden an object" and '"tok050"' in reason[1]
     # the second run asked only from the mark (newest good submission, 11-11 10:00 UTC) minus 12 h

@@ -119,7 +119,8 @@ def test_extract_load_lands_and_quarantines(dataset, wh, mode):
     row = wh.execute("select channel, submitted_at, respondent_email, respondent_phone, answers "
                      "from raw_surveys.responses where response_id = '5003'").fetchone()
     assert row[:4] == ("yandex_forms", BASE + dt.timedelta(hours=3), "client3@yandex.ru", "79030000003")
-    assert row[4] == {"exit_reason": "Дорого", "nps": 3, "values": ["Цена", "Скорость"]}
+    assert row[4] == {"exit_reason": "Дорого", "nps": 3, "values": "Цена; Скорость",
+                      "values_list": ["Цена", "Скорость"]}
     reason, raw = wh.execute("select reason, raw_text from raw_meta.quarantine").fetchone()
     assert reason == "malformed answer: data must be a list of question answers" and '"garbled"' in raw
     mark = wh.execute("select value from raw_meta.extract_state where source = 'yandex_forms'").fetchone()[0]

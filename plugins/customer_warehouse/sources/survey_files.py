@@ -21,7 +21,9 @@ Answer typing (decided here for every channel alike):
   reason is still worth having) but stores ``nps`` as null and counts ``nps_invalid`` in the
   ledger detail; the original stays in ``record``.
 * ``satisfaction`` is a number (``4``, ``4,5``, ``"4 из 5"``); otherwise null + ``satisfaction_invalid``.
-* ``interests`` and ``values`` are lists of labels; ``purpose`` and ``exit_reason`` are text.
+* ``interests`` and ``values`` (multiple choice) are text, the chosen labels joined with ``"; "``
+  like every other text answer, plus ``interests_list`` / ``values_list`` with the labels as a
+  JSON array for exact matching. ``purpose`` and ``exit_reason`` are text.
 * ``respondent_email`` / ``respondent_phone`` / ``respondent_client_id`` go to their own columns,
   normalised (lower-cased e-mail, ``7XXXXXXXXXX`` phone); a malformed one becomes null and is
   counted (``respondent_email_invalid`` …).
@@ -62,6 +64,7 @@ log = logging.getLogger(__name__)
 
 SOURCE = "survey_files"
 ANSWER_MEANINGS = ("purpose", "nps", "satisfaction", "exit_reason", "interests", "values")
+LIST_MEANINGS = ("interests", "values")
 RESPONDENT_MEANINGS = ("respondent_email", "respondent_phone", "respondent_client_id")
 MEANINGS = ANSWER_MEANINGS + RESPONDENT_MEANINGS
 DATA_EXTENSIONS = (".csv", ".xlsx", ".xlsm")
@@ -170,6 +173,11 @@ class AnswerTyper:
         for meaning, value in raw.items():
             if meaning in RESPONDENT_MEANINGS:
                 respondent[meaning] = self._respondent(meaning, value)
+            elif meaning in LIST_MEANINGS:
+                labels = None if _is_empty(value) else self._labels(value)
+                answers[meaning] = "; ".join(labels) if labels else None
+                if labels:
+                    answers[f"{meaning}_list"] = labels
             else:
                 typed = self._answer(meaning, value)
                 if typed is not None or meaning in ANSWER_MEANINGS:
@@ -183,8 +191,6 @@ class AnswerTyper:
             return self._number(value, meaning, whole=True, low=0, high=10)
         if meaning == "satisfaction":
             return self._number(value, meaning, whole=False)
-        if meaning in ("interests", "values"):
-            return self._labels(value)
         return _as_text(value)
 
     def _number(self, value: Any, meaning: str, *, whole: bool, low: int | None = None, high: int | None = None):
