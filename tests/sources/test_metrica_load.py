@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import httpx
 import pytest
 from customer_warehouse.connections import SourceConfig
 from customer_warehouse.emulators.metrica import create_app, write_counter
@@ -187,6 +188,20 @@ def test_a_saved_request_that_is_gone_is_replaced(tmp_path, wh):
     assert len(_visits(wh)) == 30
 
 
+def test_requests_saved_under_an_older_plan_are_released(tmp_path, wh):
+    app = _app(_dataset(tmp_path), processing_seconds=5)
+    with running(app) as url:
+        old = httpx.post(f"{url}/management/v1/counter/123/logrequests", headers={"Authorization": "OAuth demo-token"},
+                         params={"date1": "2026-01-01", "date2": "2026-01-05", "source": "visits",
+                                 "fields": ",".join(FIELDS)}).json()["log_request"]["request_id"]
+        with wh.transaction():
+            set_state(wh, "metrica", "123", "visits:2026-01-01:2026-01-05", {"request_id": old, "fields": FIELDS})
+        app.state.metrica.processing_seconds = 0.05
+        metrica.extract_load(_cfg(url), "123", WINDOW, wh)
+    assert app.state.metrica.requests[old].status == "canceled"
+    assert wh.execute("select count(*) from raw_meta.extract_state").fetchone()[0] == 0
+
+
 def test_aborting_before_processed_cancels_the_request(tmp_path, wh):
     app = _app(_dataset(tmp_path), processing_seconds=5)
     app.state.faults.add(path=r"/logrequest/\d+$", status=500, times=2)
@@ -254,6 +269,15 @@ def test_zero_possible_days_fails_clearly_without_creating(tmp_path, wh):
     with running(app) as url, pytest.raises(MetricaError, match="cannot export even one day"):
         metrica.extract_load(_cfg(url), "123", WINDOW, wh)
     assert app.state.metrica.count("create") == 0
+
+
+def test_a_business_day_not_yet_over_for_the_api_is_left_for_the_next_run(tmp_path, wh):
+    app = _app(_dataset(tmp_path), today=DAY)  # the API still says "today" is D
+    with running(app) as url:
+        (res,) = metrica.extract_load(_cfg(url), "123", WINDOW, wh)
+    (req,) = app.state.metrica.requests.values()
+    assert (req.date1, req.date2) == (dt.date(2026, 1, 1), dt.date(2026, 1, 9))
+    assert res.rows_loaded == 27 and _visits(wh)[-1][1] == "2026-01-09"
 
 
 def test_hits_and_search_phrases_land_in_their_tables(tmp_path, wh):

@@ -225,7 +225,6 @@ class MetricaState:
     calls: list[tuple[str, int]] = field(default_factory=list)
     _files: dict[tuple[int, str], LogFile] = field(default_factory=dict)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1000))
-    _last_ready: float = 0.0
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def count(self, op: str) -> int:
@@ -405,13 +404,14 @@ def create_app(data_dir, *, today: dt.date | str | None = None, token: str = "de
                 raise ApiError(429, "quota_parallel_requests",
                                f"at most {state.max_parallel} log requests may be processed at once",
                                retry_after=max(wait, 0.05))
-            now = time.monotonic()
-            state._last_ready = max(now, state._last_ready) + state.processing_seconds  # FIFO
+            # FIFO: processing starts when the requests still queued ahead of it are done
+            busy_until = max((r.ready_at for r in waiting), default=time.monotonic())
+            ready_at = max(busy_until, time.monotonic()) + state.processing_seconds
             fail = state.fail_requests > 0
             if fail:
                 state.fail_requests -= 1
             req = LogRequest(next(state._ids), counter, source, d1, d2, fields,
-                             request.query_params.get("attribution"), state._last_ready, fail)
+                             request.query_params.get("attribution"), ready_at, fail)
             state.requests[req.request_id] = req
         return {"log_request": req.as_json()}
 

@@ -34,7 +34,7 @@ from psycopg.pq import TransactionStatus
 from ...loading import BatchResult, Column, RawBatch, RawTable, get_state, set_state
 from ...loading.tables import ensure_meta_schema
 from .. import Window
-from .http import MetricaError
+from .http import MetricaAPIError, MetricaError
 from .logs_client import LogsClient, Part, PollTimeout, ProcessingFailed, RequestGone
 from .reporting_client import SEARCH_DIMENSIONS, SEARCH_METRICS, ReportingClient
 from .settings import MetricaSettings
@@ -121,9 +121,21 @@ def plan_requests(logs: LogsClient, source: str, fields: Sequence[str], first: d
     of uncleaned requests). Trying anyway only queues a request Metrica will refuse, so the run
     fails here with what to do.
     """
-    chunks = []
+    chunks: list[tuple[dt.date, dt.date]] = []
     for s1, s2 in split_period(first, last, MAX_REQUEST_DAYS):
-        possible, days = logs.evaluate(source, fields, s1, s2)
+        try:
+            possible, days = logs.evaluate(source, fields, s1, s2)
+        except MetricaAPIError as exc:
+            if s2 != last or exc.status != 400 or "date2" not in str(exc):
+                raise
+            # "date2 cannot be today" is judged in the counter's zone, where D may not have ended
+            # yet when the run starts: pull up to the day before; the next run re-pulls D anyway
+            log.warning("Metrica counter %s: %s not yet over for the API (%s); pulling up to the day before",
+                        logs.counter_id, s2, exc)
+            if s1 == s2:
+                break
+            s2 -= dt.timedelta(days=1)
+            possible, days = logs.evaluate(source, fields, s1, s2)
         if possible:
             chunks.append((s1, s2))
             continue
@@ -293,9 +305,10 @@ def load_logs(conn, logs: LogsClient, src: LogSource, fields: Sequence[str], win
     counter = logs.counter_id
     first, last, mode = pull_dates(conn, settings, window, src.name, src.date_column, counter)
     chunks = plan_requests(logs, src.name, fields, first, last)
+    last = chunks[-1][1] if chunks else first - dt.timedelta(days=1)  # an empty range replaces nothing
     log.info("Metrica counter %s: %s %s..%s (%s) in %d request(s)", counter, src.name, first, last, mode,
              len(chunks))
-    planned = {_state_key(src.name, a, b) for a, b in chunks}
+    _release_orphans(conn, logs, src.name, {_state_key(src.name, a, b) for a, b in chunks})
     with tempfile.TemporaryDirectory(prefix=f"metrica-{counter}-") as tmp:
         spool = Path(tmp)
         parts: list[Part] = []
@@ -305,14 +318,14 @@ def load_logs(conn, logs: LogsClient, src: LogSource, fields: Sequence[str], win
             parts += got
             log.info("counter %s: %s chunk %d/%d %s..%s, %s rows", counter, src.name, i, len(chunks), a, b,
                      f"{rows:,}".replace(",", " "))
-        _release_orphans(conn, logs, src.name, planned)
         detail = {"requests": [f"{a}..{b}" for a, b in chunks], "fields": list(fields), "counter_timezone": tz,
                   "parts": len(parts)}
         return load_parts(conn, src, counter, fields, tz, first, last, parts, mode, spool, detail)
 
 
 def _release_orphans(conn, logs: LogsClient, source: str, planned: set[str]) -> None:
-    """Requests saved by an earlier try under another plan: free them (their states go at load)."""
+    """Requests saved by an earlier try under another plan: free them first, so they neither
+    hold the queue ahead of ours nor use storage (their saved ids are dropped at load)."""
     for key, value in _saved_keys(conn, logs.counter_id, source).items():
         if key not in planned and isinstance(value, dict) and value.get("request_id"):
             log.info("Metrica counter %s: releasing request %s left by an earlier try (%s)", logs.counter_id,
