@@ -1,0 +1,69 @@
+"""The legacy offline store's Excel export and the marketing spend sheet (``files/crm/``).
+
+Russian-locale Excel CSV: cp1251, ``;``, CRLF, decimal comma with a space between thousands,
+``dd.mm.yyyy`` dates (``dd.mm.yyyy hh:mm`` for moments). Columns are the minimal schema of the
+raw layer (docs/raw-layer.md). Store customers who also shop online appear in amoCRM with the
+same phone written differently (``8 (916) 123-45-67`` here, ``+79161234567`` there).
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from .. import ids
+from ..model import Customer, Period
+from .common import RuCsv, ru_date, ru_datetime, ru_money
+
+KINDS = {"call": ("звонок", "телефон"), "meeting": ("встреча", "шоурум"),
+         "complaint": ("жалоба", "телефон"), "store_visit": ("визит", "шоурум")}
+#: average cost per click by campaign (RUB); spend = clicks × CPC with daily noise
+CPC = {"yandex": 38.0, "vk": 22.0}
+
+
+class FilesWriter:
+    def __init__(self, out: Path, period: Period, seed: int):
+        self.period, self.seed = period, seed
+        d = out / "files" / "crm"
+        self.dir = d
+        self.orders = RuCsv(d / "orders.csv", ["order_id", "customer_id", "ordered_at", "amount", "status",
+                                               "product", "quantity", "cost", "manager"])
+        self.customers = RuCsv(d / "customers.csv", ["customer_id", "name", "email", "phone", "city", "type"])
+        self.interactions = RuCsv(d / "interactions.csv", ["interaction_id", "customer_id", "occurred_at",
+                                                           "channel", "kind", "manager", "note"])
+
+    def customer(self, c: Customer) -> None:
+        if not c.file_customer:
+            return
+        today = self.period.today_dt
+        orders = [d for d in c.deals if d.system == "file" and d.closed < today]
+        if not orders:
+            return
+        fid = ids.file_customer_id(c.index)
+        p = c.main
+        email = p.email if (c.index % 10) < 6 else ""
+        style = 2 if c.index % 4 else 4
+        self.customers.write([fid, f"{p.last} {p.first}", email, ids.phone_format(p.phone, style), c.city,
+                              "физ. лицо"])
+        for d in orders:
+            self.orders.write([ids.file_order_id(c.index, d.k), fid, ru_datetime(d.closed), ru_money(d.amount_kop),
+                               "won" if d.outcome == "won" else "cancelled", ", ".join(d.product_names),
+                               str(sum(q for _, q in d.lines)), ru_money(d.cogs_kop), d.manager])
+        for a in c.activities:
+            if a.system == "file" and a.at < today and a.kind in KINDS:
+                kind, channel = KINDS[a.kind]
+                self.interactions.write([f"I{c.index * ids.PER_CUSTOMER + a.k:010d}", fid, ru_datetime(a.at), channel, kind,
+                                         a.manager, a.text])
+
+    def close(self, ad_clicks: dict[tuple, int]) -> dict[str, int]:
+        costs = RuCsv(self.dir / "marketing_costs.csv", ["cost_date", "utm_source", "utm_medium", "utm_campaign",
+                                                          "cost"])
+        for key in sorted(ad_clicks):
+            day, source, medium, campaign = key
+            rng = random.Random(f"zernoipar-costs:{self.seed}:{day}:{campaign}")
+            kopecks = round(ad_clicks[key] * CPC.get(source, 30.0) * rng.uniform(0.8, 1.25) * 100)
+            costs.write([ru_date(day), source, medium, campaign, ru_money(kopecks)])
+        return {"files/crm/orders.csv": self.orders.close(), "files/crm/customers.csv": self.customers.close(),
+                "files/crm/interactions.csv": self.interactions.close(),
+                "files/crm/marketing_costs.csv": costs.close()}
+
