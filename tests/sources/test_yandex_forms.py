@@ -125,3 +125,31 @@ def test_extract_load_lands_and_quarantines(dataset, wh, mode):
     assert reason == "malformed answer: data must be a list of question answers" and '"garbled"' in raw
     mark = wh.execute("select value from raw_meta.extract_state where source = 'yandex_forms'").fetchone()[0]
     assert dt.datetime.fromisoformat(mark) == BASE + dt.timedelta(hours=23)
+
+
+def test_nested_answer_shape_params_and_bare_host(tmp_path, wh):
+    survey = "6571a0c2e010db1a2f9e2b41"
+    folder = tmp_path / "data" / "yandex_forms" / survey
+    folder.mkdir(parents=True)
+    items = [
+        {"id": 700000001, "survey_id": survey, "created": "2026-11-03T09:00:00Z",
+         "answer": {"data": {"exit_reason": {"value": [{"key": "o1", "text": "Нашли дешевле"}]},
+                             "comment": {"value": "Спасибо"}}},
+         "params": {"client_id": "1700000000999", "email": " Ex@Client.ru"}},
+        {"id": 700000002, "survey_id": survey, "created": "2026-11-04T09:00:00Z",
+         "answer": {"data": {"exit_reason": {"value": [{"key": "o2", "text": "Переехали"}]}}}, "params": "x"},
+    ]
+    (folder / "answers.jsonl").write_text("\n".join(json.dumps(i, ensure_ascii=False) for i in items) + "\n")
+    (tmp_path / "maps").mkdir()
+    (tmp_path / "maps" / f"{survey}.mapping.yml").write_text(
+        "fields: {exit_reason: exit_reason}\nhidden: {client_id: respondent_client_id, email: respondent_email}\n")
+    with running(create_app(tmp_path / "data")) as url:  # the demo stack's defaults: demo-token, demo-org
+        cfg = SourceConfig("yandex_forms_default", "http", host=url, password="demo-token",
+                           extra={"org_id": "demo-org", "surveys": [survey], "mapping_dir": str(tmp_path / "maps"),
+                                  "min_interval_seconds": 0})
+        [result] = yandex_forms.extract_load(cfg, survey, Window.for_day(dt.date(2026, 11, 19)), wh)
+    assert (result.rows_loaded, result.rows_quarantined) == (1, 1)
+    row = wh.execute("select respondent_client_id, respondent_email, answers from raw_surveys.responses").fetchone()
+    assert row == ("1700000000999", "ex@client.ru", {"exit_reason": "Нашли дешевле"})
+    assert wh.execute("select reason from raw_meta.quarantine").fetchone()[0] == (
+        "malformed answer: params must be an object")

@@ -94,7 +94,7 @@ def _order_key(item: Any) -> tuple[str, str]:
     return (when.isoformat() if when else str(item.get("submitted_at", "")), str(item.get("token", "")))
 
 
-def create_app(data_dir: str | Path, *, today: dt.date | None = None, token: str = "typeform-token") -> FastAPI:
+def create_app(data_dir: str | Path, *, today: dt.date | None = None, token: str = "demo-token") -> FastAPI:
     data_dir = Path(data_dir)
     forms = _Forms(data_dir / "typeform", today or _today_from_manifest(data_dir))
     app = FastAPI(title="Typeform emulator")

@@ -1,9 +1,10 @@
 """Yandex Forms API emulator (``/v1``): answers page by page, and the asynchronous export.
 
-Serves ``DIR/yandex_forms/<survey_id>/answers.jsonl`` — one answer a line:
-``{"id": 123, "created": "2026-11-20T07:15:00Z", "data": [{"id": "<question id>",
-"slug": "<question slug>", "value": <text | number | bool | [labels] | {"text": ...}>}]}`` —
-and ``survey.json``. Requests need ``Authorization: OAuth <token>`` (401 otherwise) and
+Serves ``DIR/yandex_forms/<survey_id>/answers.jsonl`` — one answer a line, as the demo
+generator writes it: ``{"id": 123, "survey_id": ..., "created": "2026-11-20T07:15:00Z",
+"answer": {"data": {<slug>: {"value": <text | number | [{"key", "text"}]>}}}, "params":
+{<hidden>: ...}}`` (a flat ``"data": [{"id", "slug", "value"}]`` is served just as well: items
+are passed through untouched) — and ``survey.json``. Requests need ``Authorization: OAuth <token>`` (401 otherwise) and
 ``X-Org-Id`` equal to ``org_id`` (403 otherwise).
 
 * ``GET /v1/surveys/{id}/answers`` — ``page_size`` (1–100, default 25) with an opaque ``next``
@@ -97,8 +98,8 @@ def _filtered(items: list, date_from: str | None, date_to: str | None) -> list:
     return out
 
 
-def create_app(data_dir: str | Path, *, today: dt.date | None = None, token: str = "yandex-forms-token",
-               org_id: str = "12345", export_polls: int = 2, next_style: str = "token") -> FastAPI:
+def create_app(data_dir: str | Path, *, today: dt.date | None = None, token: str = "demo-token",
+               org_id: str = "demo-org", export_polls: int = 2, next_style: str = "token") -> FastAPI:
     data_dir = Path(data_dir)
     if today is None and (data_dir / "manifest.json").exists():
         value = json.loads((data_dir / "manifest.json").read_text()).get("today")

@@ -19,10 +19,13 @@ Override names with extra ``params`` (``{"page_size": "page_size", "next": "next
 (``answers``), ``next_field`` (``next``), and the ``*_path`` templates (``{survey_id}``,
 ``{operation_id}``).
 
-An answer item is ``{"id", "created", "data": [{"id": <question id>, "slug": ..., "value": ...}]}``
-(``data`` may also be an object ``{question: value}``); values are text, numbers, booleans, lists
-of labels, or choice objects with ``text``/``label``. The mapping file
-``<survey_id>.mapping.yml`` maps question ids or slugs under ``fields:`` (or ``questions:``).
+An answer item is ``{"id", "created", "answer": {"data": {<slug>: {"value": ...}}}, "params":
+{<hidden>: ...}}`` or, flatter, ``{"id", "created", "data": [{"id": <question id>, "slug": ...,
+"value": ...}]}``; values are text, numbers, booleans, lists of labels, or choice objects with
+``text``/``label``. The mapping file ``<survey_id>.mapping.yml`` maps question ids or slugs under
+``fields:`` (or ``questions:``) and ``params`` under ``hidden:``.
+
+The base URL is the connection host; a host without a path gets ``/v1`` appended.
 
 Incremental like Typeform: a high-water mark on ``created`` minus a lookback, passed as
 ``date_from`` (and ``date_to`` = the window's end); upserts make the overlap harmless.
@@ -76,7 +79,7 @@ class YandexFormsClient:
         if not extra.get("org_id"):
             raise ValueError(f"{cfg.conn_id}: extra.org_id (the X-Org-Id header) is not set")
         headers = {"Authorization": f"OAuth {cfg.password}", "X-Org-Id": str(extra["org_id"])}
-        api = ApiClient(cfg.base_url or DEFAULT_BASE, headers,
+        api = ApiClient(_base_url(cfg.base_url), headers,
                         min_interval=float(extra.get("min_interval_seconds", 0.5)),
                         backoff=float(extra.get("backoff_seconds", 1.0)), **kwargs)
         return cls(api, extra)
@@ -168,6 +171,15 @@ class YandexFormsClient:
             self.api.sleep(self.poll_interval)
 
 
+def _base_url(configured: str) -> str:
+    """The API root: the configured one, with ``/v1`` added to a bare host."""
+    from urllib.parse import urlsplit
+
+    if not configured:
+        return DEFAULT_BASE
+    return configured if urlsplit(configured).path.strip("/") else configured.rstrip("/") + "/v1"
+
+
 def _next_cursor(value: Any) -> str | None:
     if isinstance(value, dict):  # {"next_url": ...} / {"cursor": ...} shapes
         value = value.get("next_url") or value.get("url") or value.get("cursor") or value.get("token")
@@ -209,16 +221,25 @@ def item_to_response(item: Any, mapping: SurveyMapping, typer: AnswerTyper) -> R
         raise ValueError(f"malformed answer: created {exc}") from None
     if created is None:
         raise ValueError("malformed answer: no created time")
-    data = item.get("data") or []
+    data = item.get("data")
+    if data is None and isinstance(item.get("answer"), dict):
+        data = item["answer"].get("data")
     if isinstance(data, dict):
-        data = [{"id": k, "value": v} for k, v in data.items()]
-    if not isinstance(data, list) or not all(isinstance(d, dict) for d in data):
+        data = [{"id": k, "value": v["value"] if isinstance(v, dict) and "value" in v else v}
+                for k, v in data.items()]
+    if not isinstance(data or [], list) or not all(isinstance(d, dict) for d in data or []):
         raise ValueError("malformed answer: data must be a list of question answers")
+    params = item.get("params") or item.get("hidden") or {}
+    if not isinstance(params, dict):
+        raise ValueError("malformed answer: params must be an object")
     raw: dict[str, Any] = {}
-    for question in data:
+    for question in data or []:
         meaning = mapping.fields.get(str(question.get("id"))) or mapping.fields.get(str(question.get("slug")))
         if meaning and meaning not in raw:
             raw[meaning] = _value(question.get("value"))
+    for name, meaning in mapping.hidden.items():
+        if params.get(name) not in (None, "") and meaning not in raw:
+            raw[meaning] = params[name]
     typed, respondent = typer.type_answers(raw)
     return Response(str(answer_id), created, typed, respondent, item)
 
