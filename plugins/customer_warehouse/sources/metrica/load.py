@@ -102,50 +102,40 @@ def pull_dates(conn, settings: MetricaSettings, window: Window, table: str, date
     return day - dt.timedelta(days=settings.lookback_days), day, "window"
 
 
-def split_period(first: dt.date, last: dt.date, days: int) -> list[tuple[dt.date, dt.date]]:
-    """Consecutive ranges of at most ``days`` days covering ``first``…``last``."""
-    out = []
-    start = first
-    while start <= last:
-        end = min(last, start + dt.timedelta(days=days - 1))
-        out.append((start, end))
-        start = end + dt.timedelta(days=1)
-    return out
-
-
 def plan_requests(logs: LogsClient, source: str, fields: Sequence[str], first: dt.date,
                   last: dt.date) -> list[tuple[dt.date, dt.date]]:
-    """Split the period by the one-year limit, then by ``max_possible_day_quantity``.
+    """Cut ``first``…``last`` into requests: from each start, as much as ``evaluate`` allows
+    (never more than a year), so that every request fits and the count is known up front.
 
-    A quantity ≤ 0 means even one day does not fit (usually: the counter's log storage is full
-    of uncleaned requests). Trying anyway only queues a request Metrica will refuse, so the run
-    fails here with what to do.
+    A ``max_possible_day_quantity`` ≤ 0 means even one day does not fit (usually: the counter's
+    log storage is full of uncleaned requests). Trying anyway only queues a request Metrica will
+    refuse, so the run fails here, saying what to do.
     """
     chunks: list[tuple[dt.date, dt.date]] = []
-    for s1, s2 in split_period(first, last, MAX_REQUEST_DAYS):
+    start = first
+    while start <= last:
+        end = min(last, start + dt.timedelta(days=MAX_REQUEST_DAYS - 1))
         try:
-            possible, days = logs.evaluate(source, fields, s1, s2)
+            possible, days = logs.evaluate(source, fields, start, end)
         except MetricaAPIError as exc:
-            if s2 != last or exc.status != 400 or "date2" not in str(exc):
+            if end != last or exc.status != 400 or "date2" not in str(exc):
                 raise
             # "date2 cannot be today" is judged in the counter's zone, where D may not have ended
             # yet when the run starts: pull up to the day before; the next run re-pulls D anyway
-            log.warning("Metrica counter %s: %s not yet over for the API (%s); pulling up to the day before",
-                        logs.counter_id, s2, exc)
-            if s1 == s2:
-                break
-            s2 -= dt.timedelta(days=1)
-            possible, days = logs.evaluate(source, fields, s1, s2)
-        if possible:
-            chunks.append((s1, s2))
+            log.warning("Metrica counter %s: %s is not over yet for the API (%s); pulling up to the day before",
+                        logs.counter_id, last, exc)
+            last -= dt.timedelta(days=1)
             continue
-        if days <= 0:
-            raise MetricaError(
-                f"Metrica counter {logs.counter_id}: the Logs API cannot export even one day of {source} "
-                f"from {s1} (max_possible_day_quantity={days}). Clean old log requests "
-                f"(GET …/logrequests, POST …/logrequest/<id>/clean) or request fewer fields."
-            )
-        chunks += split_period(s1, s2, min(days, MAX_REQUEST_DAYS))
+        if not possible:
+            if days <= 0:
+                raise MetricaError(
+                    f"Metrica counter {logs.counter_id}: the Logs API cannot export even one day of {source} "
+                    f"from {start} (max_possible_day_quantity={days}). Clean old log requests "
+                    f"(GET …/logrequests, POST …/logrequest/<id>/clean) or request fewer fields."
+                )
+            end = min(end, start + dt.timedelta(days=days - 1))
+        chunks.append((start, end))
+        start = end + dt.timedelta(days=1)
     return chunks
 
 
