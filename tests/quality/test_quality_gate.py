@@ -10,7 +10,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
-
 from customer_warehouse.quality import sample
 from customer_warehouse.quality.config import load_severity, mart_specs, raw_specs
 from customer_warehouse.quality.gate import run_gate

@@ -80,7 +80,7 @@ def observed_text(check: Check, result: dict[str, Any]) -> str:
         return f"{r['unexpected_count']} of {r.get('element_count')} rows violate it; sample {_short(sample)}"
     if check.kind == "sql":
         return f"{r.get('observed_value')} offending row(s)"
-    return f"observed {r.get('observed_value')!r}"
+    return repr(r.get("observed_value"))
 
 
 def _bound(v: Any, unbounded: str) -> str:
