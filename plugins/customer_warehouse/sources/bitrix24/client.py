@@ -1,0 +1,248 @@
+"""HTTP client of the Bitrix24 REST API through an incoming webhook.
+
+Three ways to read a list, each where it pays:
+
+* :meth:`Bitrix24Client.offset_pages` — ``start``/``next`` paging (50 rows a call). The first call
+  gives ``total``; with ``use_batch`` the remaining pages go out as ``batch`` calls of up to 50
+  commands each, so a 2,500-row list costs two round trips instead of fifty.
+* :meth:`Bitrix24Client.cursor_pages` — the fast path for bulk and history loads: ``order ID ASC``,
+  ``filter >ID last``, ``start=-1`` (the portal skips counting, which is what makes deep offsets slow).
+* :meth:`Bitrix24Client.list_ids` — every ID of a list, selecting only ``ID``: the ID space is cut
+  into up to 50 ranges walked in parallel inside one ``batch`` per round; used to find deleted records.
+
+The portal's leaky bucket (50 requests, draining 2/s) is mirrored client-side so the client
+rarely meets 503 ``QUERY_LIMIT_EXCEEDED``; when it does (other integrations share the bucket) it
+backs off and retries, as for 429 (per-method time limit), other 5xx and transport errors — all
+bounded. 401 is final and says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+PAGE = 50
+BATCH_MAX = 50
+
+
+class Bitrix24Error(RuntimeError):
+    """The portal answered an error the client cannot recover from."""
+
+
+class Bitrix24AuthError(Bitrix24Error):
+    """401: the webhook secret is wrong or revoked, or the OAuth token expired."""
+
+
+class LeakyBucket:
+    """Client-side mirror of the portal's bucket: ``capacity`` requests, draining ``rate`` a second.
+
+    ``headroom`` keeps a few slots free for other integrations sharing the portal's bucket."""
+
+    def __init__(self, capacity: float = 50, rate: float = 2.0, headroom: float = 2,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+        self.capacity = max(1.0, capacity - headroom)
+        self.rate = rate
+        self.clock, self.sleep = clock, sleep
+        self.level = 0.0
+        self.last = clock()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        with self._lock:
+            while True:
+                now = self.clock()
+                self.level = max(0.0, self.level - (now - self.last) * self.rate)
+                self.last = now
+                if self.level + 1 <= self.capacity:
+                    self.level += 1
+                    return
+                self.sleep((self.level + 1 - self.capacity) / self.rate)
+
+
+def php_query(params: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """Flatten nested parameters PHP-style (``filter[>ID]=5``, ``select[0]=*``) for batch commands."""
+    pairs: list[tuple[str, str]] = []
+    for key, value in params.items():
+        name = f"{prefix}[{key}]" if prefix else str(key)
+        if isinstance(value, dict):
+            pairs += php_query(value, name)
+        elif isinstance(value, list | tuple):
+            pairs += php_query({str(i): v for i, v in enumerate(value)}, name)
+        else:
+            pairs.append((name, "" if value is None else str(value)))
+    return pairs
+
+
+def command(method: str, params: dict[str, Any]) -> str:
+    """One ``batch`` command line: ``method?query``."""
+    return method + "?" + "&".join(f"{quote(k, safe='[]')}={quote(v, safe='')}" for k, v in php_query(params))
+
+
+@dataclass(frozen=True)
+class Page:
+    part: str
+    rows: list[Any]
+
+
+def _int_id(row: Any) -> int | None:
+    if isinstance(row, dict):
+        try:
+            return int(row.get("ID"))
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+class Bitrix24Client:
+    """One portal. ``webhook_url`` is ``https://portal/rest/<user_id>/<secret>``."""
+
+    def __init__(self, webhook_url: str, *, capacity: float = 50, drain_rate: float = 2.0,
+                 max_retries: int = 6, backoff_base: float = 1.0, backoff_max: float = 60.0,
+                 timeout: float = 30.0, use_batch: bool = True, batch_size: int = BATCH_MAX):
+        self.url = webhook_url.rstrip("/")
+        self.bucket = LeakyBucket(capacity, drain_rate)
+        self.max_retries = max_retries
+        self.backoff_base, self.backoff_max = backoff_base, backoff_max
+        self.use_batch = use_batch
+        self.batch_size = max(1, min(batch_size, BATCH_MAX))
+        self.requests_made = 0
+        self._http = httpx.Client(timeout=timeout, headers={"User-Agent": "customer-warehouse/bitrix24"})
+
+    def __enter__(self) -> Bitrix24Client:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- one call ------------------------------------------------------------------------------
+    def _backoff(self, attempt: int) -> float:
+        return min(self.backoff_base * 2 ** (attempt - 1), self.backoff_max) * (1 + random.random() / 4)
+
+    def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """POST one method; the whole answer (``result``, ``total``, ``next``, ``time``)."""
+        attempt = 0
+        while True:
+            self.bucket.acquire()
+            self.requests_made += 1
+            try:
+                resp = self._http.post(f"{self.url}/{method}.json", json=params or {})
+                data = resp.json()
+            except (httpx.TransportError, ValueError) as exc:
+                problem = f"{exc!r}"
+            else:
+                if resp.status_code == 200 and isinstance(data, dict) and "error" not in data:
+                    return data
+                error = data.get("error") if isinstance(data, dict) else None
+                description = data.get("error_description", "") if isinstance(data, dict) else ""
+                if resp.status_code == 401:
+                    raise Bitrix24AuthError(
+                        f"{method}: 401 {error}: {description} — the webhook secret was rejected or the token "
+                        "expired; check the connection (host /rest/<user>/<secret>, or password = secret)")
+                if not (resp.status_code in (429, 503) or resp.status_code >= 500
+                        or error in ("QUERY_LIMIT_EXCEEDED", "OPERATION_TIME_LIMIT")):
+                    raise Bitrix24Error(f"{method}: HTTP {resp.status_code} {error}: {description}")
+                problem = f"HTTP {resp.status_code} {error}"
+            attempt += 1
+            if attempt > self.max_retries:
+                raise Bitrix24Error(f"{method}: {problem}; gave up after {attempt} attempts")
+            delay = self._backoff(attempt)
+            log.warning("bitrix24 %s: %s; retry %d in %.1fs", method, problem, attempt, delay)
+            time.sleep(delay)
+
+    def batch(self, commands: dict[str, tuple[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+        """Run up to 50 independent commands in one call: key → {result, total?, next?}."""
+        if len(commands) > BATCH_MAX:
+            raise ValueError(f"batch takes at most {BATCH_MAX} commands")
+        data = self.call("batch", {"halt": 0, "cmd": {k: command(m, p) for k, (m, p) in commands.items()}})
+        res = data.get("result") or {}
+        errors = res.get("result_error") or {}
+        if errors:
+            raise Bitrix24Error(f"batch: commands failed: {errors}")
+        out = {}
+        for key in commands:
+            if key not in (res.get("result") or {}):
+                raise Bitrix24Error(f"batch: no result for command {key!r}")
+            entry: dict[str, Any] = {"result": res["result"][key]}
+            for field, name in (("result_total", "total"), ("result_next", "next")):
+                if isinstance(res.get(field), dict) and key in res[field]:
+                    entry[name] = res[field][key]
+            out[key] = entry
+        return out
+
+    # -- lists ---------------------------------------------------------------------------------
+    def offset_pages(self, method: str, params: dict[str, Any]) -> Iterator[Page]:
+        """``start``/``next`` paging; after the first page, the rest in batches when enabled."""
+        first = self.call(method, {**params, "start": 0})
+        yield Page(f"{method} start=0", list(first.get("result") or []))
+        nxt = first.get("next")
+        if nxt is None:
+            return
+        total = int(first.get("total") or 0)
+        if not self.use_batch or not total:
+            while nxt is not None:
+                answer = self.call(method, {**params, "start": nxt})
+                yield Page(f"{method} start={nxt}", list(answer.get("result") or []))
+                nxt = answer.get("next")
+            return
+        starts = list(range(int(nxt), total, PAGE))
+        for i in range(0, len(starts), self.batch_size):
+            group = starts[i:i + self.batch_size]
+            answers = self.batch({f"p{s}": (method, {**params, "start": s}) for s in group})
+            for s in group:
+                yield Page(f"{method} start={s} (batch)", list(answers[f"p{s}"]["result"] or []))
+
+    def cursor_pages(self, method: str, params: dict[str, Any], after_id: int = 0) -> Iterator[Page]:
+        """The fast path: ``order ID ASC``, ``filter >ID``, ``start=-1``; stops on a short page."""
+        last = after_id
+        while True:
+            flt = {**(params.get("filter") or {}), ">ID": last}
+            answer = self.call(method, {**params, "filter": flt, "order": {"ID": "ASC"}, "start": -1})
+            rows = list(answer.get("result") or [])
+            yield Page(f"{method} >ID {last}", rows)
+            ids = [i for i in map(_int_id, rows) if i is not None]
+            if len(rows) < PAGE:
+                return
+            if not ids or max(ids) <= last:
+                raise Bitrix24Error(f"{method}: ID cursor stuck at {last} (a full page without a higher ID)")
+            last = max(ids)
+
+    def list_ids(self, method: str, flt: dict[str, Any] | None = None) -> set[int]:
+        """Every ID of a list (``select: [ID]``): ranges of the ID space walked in parallel by batch."""
+        flt = dict(flt or {})
+        top = self.call(method, {"filter": flt, "order": {"ID": "DESC"}, "select": ["ID"], "start": -1})
+        top_ids = [i for i in map(_int_id, top.get("result") or []) if i is not None]
+        if not top_ids:
+            return set()
+        high = max(top_ids)
+        if not self.use_batch:
+            return {i for page in self.cursor_pages(method, {"filter": flt, "select": ["ID"]})
+                    for i in map(_int_id, page.rows) if i is not None}
+        n = min(self.batch_size, high)
+        bounds = [high * k // n for k in range(n + 1)]  # ranges (bounds[k], bounds[k+1]]
+        cursors = {k: bounds[k] for k in range(n)}
+        found: set[int] = set()
+        while cursors:
+            cmds = {f"r{k}": (method, {"filter": {**flt, ">ID": c, "<=ID": bounds[k + 1]}, "order": {"ID": "ASC"},
+                                       "select": ["ID"], "start": -1}) for k, c in cursors.items()}
+            answers = self.batch(cmds)
+            for k in list(cursors):
+                ids = [i for i in map(_int_id, answers[f"r{k}"]["result"] or []) if i is not None]
+                found.update(ids)
+                if len(answers[f"r{k}"]["result"] or []) < PAGE or not ids or max(ids) <= cursors[k]:
+                    del cursors[k]
+                else:
+                    cursors[k] = max(ids)
+        return found

@@ -1,0 +1,433 @@
+"""Bitrix24 → ``raw_bitrix24``: what to pull, in which windows, and how it lands.
+
+* Reference lists — deal stages (``crm.status.list``, ``ENTITY_ID=DEAL_STAGE`` and any
+  ``DEAL_STAGE_<category>`` listed in ``extra.deal_categories``) and deal custom-field definitions
+  (``crm.deal.userfield.list``) — come whole every run in **one** ``batch`` call; rows no longer
+  listed are flagged ``is_deleted``.
+* Deals, contacts, companies, activities:
+  - **history** (no high-water mark, or ``window.full``): every record through the fast ID cursor,
+    committed every ``history_batch_rows`` rows together with the last ID, so a crash resumes after
+    the last committed ID and a retry of the same window continues instead of starting over;
+  - **incremental**: ``>=DATE_MODIFY`` (activities: ``LAST_UPDATED``) from
+    ``min(high-water mark, window.start) − lookback_days`` to ``window.end``, by ``start``/``next``
+    paging with the pages after the first fetched in batches (``extra.paging = "cursor"`` switches
+    to the ID cursor). Upserts keep the newest ``DATE_MODIFY``, so the same window twice gives
+    identical tables.
+* Deleted records are not listed by Bitrix24: after each load of deals, contacts and companies
+  the full ID set (``select: [ID]``, ranged batches) is compared with the table; IDs gone from the
+  portal get ``is_deleted = true`` (and back to false if they reappear).
+
+Records that are not objects, lack an integer ``ID`` or have an unreadable ``DATE_MODIFY`` are
+quarantined with the reason. The ledger detail reports ``UF_*`` fields with no definition in
+``raw_bitrix24.deal_userfields`` and top-level fields not seen before.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from psycopg import sql
+
+from ...connections import SourceConfig
+from ...loading import BatchResult, Column, RawBatch, RawTable, get_state, set_state
+from .. import Window
+from .client import Bitrix24Client, Page
+
+log = logging.getLogger(__name__)
+
+SOURCE = "bitrix24"
+SCHEMA = "raw_bitrix24"
+FLUSH_ROWS = 2_000
+ALL_FIELDS = ["*", "UF_*"]
+
+
+class Rejected(ValueError):
+    """A record that cannot be landed; the message is the quarantine reason."""
+
+
+@dataclass(frozen=True)
+class Entity:
+    name: str
+    method: str
+    version_field: str | None = "DATE_MODIFY"
+    select: tuple[str, ...] = tuple(ALL_FIELDS)
+    reference: bool = False
+
+    @property
+    def table(self) -> str:
+        return self.name
+
+
+ENTITIES = (
+    Entity("deal_stages", "crm.status.list", None, ("*",), reference=True),
+    Entity("deal_userfields", "crm.deal.userfield.list", None, ("*",), reference=True),
+    Entity("deals", "crm.deal.list"),
+    Entity("contacts", "crm.contact.list"),
+    Entity("companies", "crm.company.list"),
+    Entity("activities", "crm.activity.list", "LAST_UPDATED", ("*",)),
+)
+
+
+def raw_table(ent: Entity) -> RawTable:
+    """``raw_bitrix24.<entity>``: key ``(portal, id)`` (stages: ``(portal, entity_id, status_id)``)."""
+    cols = [Column("portal", "text")]
+    key: tuple[str, ...] = ("portal", "id")
+    if ent.name == "deal_stages":
+        cols += [Column("entity_id", "text"), Column("status_id", "text")]
+        key = ("portal", "entity_id", "status_id")
+    cols += [Column("id", "bigint"), Column("updated_at", "timestamptz"),
+             Column("is_deleted", "boolean not null default false"), Column("record", "jsonb not null")]
+    return RawTable(SCHEMA, ent.table, cols, key=key, version_column="updated_at")
+
+
+# -- settings ----------------------------------------------------------------------------------
+def _list(value: Any) -> list[str]:
+    if not value:
+        return []
+    if isinstance(value, str):
+        value = json.loads(value) if value.startswith("[") else value.split(",")
+    return [str(v).strip() for v in value if str(v).strip()]
+
+
+def _bool(value: Any, default: bool) -> bool:
+    if value is None:
+        return default
+    return str(value).lower() in ("1", "true", "yes", "on")
+
+
+def _portals(cfg: SourceConfig) -> Any:
+    portals = (cfg.extra or {}).get("portals")
+    if isinstance(portals, str):
+        portals = json.loads(portals) if portals[:1] in "[{" else portals.split(",")
+    return portals
+
+
+def units(cfg: SourceConfig) -> list[str]:
+    """Portal names: ``extra.portals`` (a list, or a mapping name → webhook URL), else ``["default"]``."""
+    portals = _portals(cfg)
+    return [str(p).strip() for p in portals] if portals else ["default"]
+
+
+def webhook_url(cfg: SourceConfig, unit: str = "default") -> str:
+    """The incoming-webhook base ``https://portal/rest/<user>/<secret>`` of one portal.
+
+    The connection host may carry the whole webhook; in URI form the path lands in ``schema`` and
+    is put back. When the path stops at ``/rest/<user>`` or has no ``/rest/`` at all, the secret is
+    the connection password and the user id the login (default 1), so the secret can live in the
+    password field where Airflow masks it.
+    """
+    portals = _portals(cfg)
+    spec = portals.get(unit) if isinstance(portals, dict) else None
+    if spec:
+        base = str(spec)
+    elif unit == "default":
+        base = cfg.base_url
+        if cfg.schema and "/rest/" not in base + "/":
+            base = f"{base}/{cfg.schema.strip('/')}"
+    else:
+        base = unit if "://" in unit else f"https://{unit if '.' in unit else unit + '.bitrix24.ru'}"
+    base = base.rstrip("/")
+    head, sep, tail = base.partition("/rest/")
+    if not sep and base.endswith("/rest"):
+        head, sep, tail = base[:-5], "/rest/", ""
+    parts = [p for p in tail.split("/") if p] if sep else []
+    if len(parts) >= 2:
+        return base
+    if not cfg.password:
+        raise ValueError(f"bitrix24 connection {cfg.conn_id}: webhook URL {base!r} has no secret and the "
+                         "connection has no password to supply it")
+    user = parts[0] if parts else (cfg.login or "1")
+    return f"{head}/rest/{user}/{cfg.password}"
+
+
+@dataclass
+class Settings:
+    lookback: dt.timedelta
+    paging: str
+    history_batch_rows: int
+    detect_deleted: set[str]
+    stage_entities: list[str]
+    only: set[str]
+    client: dict[str, Any]
+
+    @classmethod
+    def from_config(cls, cfg: SourceConfig) -> Settings:
+        x = cfg.extra or {}
+        return cls(
+            lookback=dt.timedelta(days=float(x.get("lookback_days", 2))),
+            paging=str(x.get("paging", "offset")),
+            history_batch_rows=int(x.get("history_batch_rows", 5000)),
+            detect_deleted=set(_list(x.get("detect_deleted")) or ["deals", "contacts", "companies"]),
+            stage_entities=["DEAL_STAGE", *(f"DEAL_STAGE_{c}" for c in _list(x.get("deal_categories")))],
+            only=set(_list(x.get("entities"))),
+            client={"capacity": float(x.get("bucket_size", 50)), "drain_rate": float(x.get("drain_rate", 2)),
+                    "max_retries": int(x.get("max_retries", 6)), "backoff_base": float(x.get("backoff_base", 1.0)),
+                    "timeout": float(x.get("timeout", 30)), "use_batch": _bool(x.get("use_batch"), True)},
+        )
+
+
+# -- records -----------------------------------------------------------------------------------
+def _parse_time(value: Any, tz: str) -> dt.datetime:
+    if not isinstance(value, str):
+        raise ValueError(value)
+    t = dt.datetime.fromisoformat(value.strip())
+    return t if t.tzinfo else t.replace(tzinfo=ZoneInfo(tz))
+
+
+def to_row(ent: Entity, portal: str, item: Any, tz: str) -> tuple:
+    """The raw-table row of one REST result row, or :class:`Rejected` with the reason."""
+    if not isinstance(item, dict):
+        raise Rejected(f"not a JSON object ({type(item).__name__})")
+    raw_id = item.get("ID")
+    if raw_id is None or raw_id == "" or isinstance(raw_id, bool | dict | list):
+        raise Rejected("no ID")
+    try:
+        key = int(raw_id)
+    except (TypeError, ValueError):
+        raise Rejected(f"ID is not an integer: {raw_id!r}") from None
+    updated = None
+    if ent.version_field:
+        value = item.get(ent.version_field)
+        if value in (None, ""):
+            raise Rejected(f"no {ent.version_field}")
+        try:
+            updated = _parse_time(value, tz)
+        except (TypeError, ValueError):
+            raise Rejected(f"unparseable {ent.version_field}: {value!r}") from None
+    row: list[Any] = [portal]
+    if ent.name == "deal_stages":
+        if not item.get("ENTITY_ID") or not item.get("STATUS_ID"):
+            raise Rejected("no ENTITY_ID/STATUS_ID")
+        row += [str(item["ENTITY_ID"]), str(item["STATUS_ID"])]
+    return (*row, key, updated, False, item)
+
+
+class Landing:
+    """Validates, buffers and upserts one batch's rows; collects what the ledger reports."""
+
+    def __init__(self, batch: RawBatch, ent: Entity, portal: str, tz: str):
+        self.batch, self.ent, self.portal, self.tz = batch, ent, portal, tz
+        self.table = raw_table(ent)
+        self.columns = self.table.column_names
+        self.rows: list[tuple] = []
+        self.keys: set[str] = set()
+        self.ids: set[int] = set()
+        self._id_at = self.columns.index("id")
+
+    def add_page(self, page: Page) -> None:
+        for n, item in enumerate(page.rows, 1):
+            self.add(item, part=page.part, number=n)
+
+    def add(self, item: Any, *, part: str, number: int) -> None:
+        self.batch.read()
+        try:
+            row = to_row(self.ent, self.portal, item, self.tz)
+        except Rejected as why:
+            raw = item if isinstance(item, str) else json.dumps(item, ensure_ascii=False, default=str)
+            self.batch.quarantine(str(why), raw, row_number=number, source_part=part)
+            return
+        self.keys.update(item)
+        self.ids.add(row[self._id_at])
+        self.rows.append(row)
+        if len(self.rows) >= FLUSH_ROWS:
+            self.flush(part)
+
+    def flush(self, part: str | None = None) -> None:
+        if self.rows:
+            self.batch.upsert_rows(self.table, self.columns, self.rows, source_part=part)
+            self.rows = []
+
+    def finish(self, conn) -> None:
+        self.flush()
+        detail = self.batch.detail
+        if self.ent.name == "deals":
+            fields = {k for k in self.keys if k.startswith("UF_")}
+            known = _known_userfields(conn, self.portal)
+            detail["userfields_seen"] = len(fields)
+            unknown = sorted(fields - known) if known else []
+            if unknown:
+                detail["userfields_unknown"] = unknown
+                log.warning("bitrix24[%s] deals: custom fields without a definition: %s", self.portal, unknown)
+        if self.keys:
+            state_key = f"fields:{self.ent.name}"
+            before = get_state(conn, SOURCE, self.portal, state_key)
+            if before is not None and (new := sorted(self.keys - set(before))):
+                detail["new_top_level_fields"] = new
+                log.warning("bitrix24[%s] %s: new top-level fields %s", self.portal, self.ent.name, new)
+            set_state(conn, SOURCE, self.portal, state_key, sorted(self.keys | set(before or ())))
+
+
+def _known_userfields(conn, portal: str) -> set[str]:
+    if conn.execute("select to_regclass('raw_bitrix24.deal_userfields')").fetchone()[0] is None:
+        return set()
+    rows = conn.execute("select record->>'FIELD_NAME' from raw_bitrix24.deal_userfields where portal = %s "
+                        "and not is_deleted", (portal,)).fetchall()
+    return {r[0] for r in rows if r[0]}
+
+
+def mark_deleted(conn, table: RawTable, portal: str, listed: Iterable[int]) -> tuple[int, int]:
+    """Flag rows whose id the portal no longer lists; unflag those listed again. (flagged, restored)"""
+    ids = sorted(set(listed))
+    target = sql.Identifier(SCHEMA, table.name)
+    flagged = conn.execute(sql.SQL("update {} set is_deleted = true where portal = %s and not is_deleted "
+                                   "and id <> all(%s)").format(target), (portal, ids)).rowcount
+    restored = conn.execute(sql.SQL("update {} set is_deleted = false where portal = %s and is_deleted "
+                                    "and id = any(%s)").format(target), (portal, ids)).rowcount
+    return flagged, restored
+
+
+def _iso(t: dt.datetime) -> str:
+    return t.astimezone(dt.UTC).isoformat()
+
+
+@dataclass
+class Run:
+    conn: Any
+    client: Bitrix24Client
+    settings: Settings
+    portal: str
+    window: Window
+    results: list[BatchResult] = field(default_factory=list)
+
+    def state(self, key: str) -> Any:
+        with self.conn.transaction():
+            return get_state(self.conn, SOURCE, self.portal, key)
+
+    def batch(self, ent: Entity, interval, mode: str, body) -> BatchResult:
+        with RawBatch(self.conn, SOURCE, ent.name, unit=self.portal, interval=interval, mode=mode) as b:
+            landing = Landing(b, ent, self.portal, self.window.tz)
+            landing.table.ensure(self.conn)
+            body(landing)
+            landing.finish(self.conn)
+        self.results.append(b.result)
+        return b.result
+
+    # -- reference lists -----------------------------------------------------------------------
+    def load_references(self, ents: list[Entity]) -> None:
+        """Stages of every pipeline and the deal custom fields: one batch call for all first pages."""
+        cmds: dict[str, tuple[str, dict[str, Any]]] = {}
+        for ent in ents:
+            if ent.name == "deal_stages":
+                for code in self.settings.stage_entities:
+                    cmds[f"stages:{code}"] = (ent.method, {"filter": {"ENTITY_ID": code}, "order": {"SORT": "ASC"}})
+            else:
+                cmds[ent.name] = (ent.method, {"order": {"ID": "ASC"}})
+        if self.client.use_batch:
+            answers = self.client.batch(cmds)
+        else:
+            answers = {k: self.client.call(m, {**p, "start": 0}) for k, (m, p) in cmds.items()}
+        for ent in ents:
+            keys = [k for k in cmds if k == ent.name or k.startswith("stages:") and ent.name == "deal_stages"]
+
+            def body(landing: Landing, keys=keys) -> None:
+                for key in keys:
+                    method, params = cmds[key]
+                    answer = answers[key]
+                    landing.add_page(Page(f"{method} {key} start=0", list(answer.get("result") or [])))
+                    nxt = answer.get("next")
+                    while nxt is not None:  # rare: more than 50 stages or fields
+                        more = self.client.call(method, {**params, "start": nxt})
+                        landing.add_page(Page(f"{method} {key} start={nxt}", list(more.get("result") or [])))
+                        nxt = more.get("next")
+                landing.flush()
+                flagged, restored = mark_deleted(self.conn, landing.table, self.portal, landing.ids)
+                landing.batch.detail.update(flagged_deleted=flagged, restored=restored)
+
+            self.batch(ent, (None, self.window.end), "snapshot", body)
+
+    # -- changing lists ------------------------------------------------------------------------
+    def load_changes(self, ent: Entity) -> None:
+        hwm_raw = self.state(f"hwm:{ent.name}")
+        if hwm_raw and not self.window.full:
+            self.load_incremental(ent, dt.datetime.fromisoformat(hwm_raw))
+        else:
+            self.load_history(ent)
+
+    def load_incremental(self, ent: Entity, hwm: dt.datetime) -> None:
+        start = min(hwm, self.window.start) - self.settings.lookback
+        end = self.window.end
+        f = ent.version_field
+        params = {"filter": {f">={f}": _iso(start), f"<={f}": _iso(end)}, "select": list(ent.select)}
+
+        def body(landing: Landing) -> None:
+            if self.settings.paging == "cursor":
+                pages = self.client.cursor_pages(ent.method, params)
+            else:
+                pages = self.client.offset_pages(ent.method, {**params, "order": {"ID": "ASC"}})
+            for page in pages:
+                landing.add_page(page)
+            self.after_complete(ent, landing)
+            set_state(self.conn, SOURCE, self.portal, f"hwm:{ent.name}", _iso(max(hwm, end)))
+
+        self.batch(ent, (start, end), "incremental", body)
+
+    def load_history(self, ent: Entity) -> None:
+        key = f"history:{ent.name}"
+        target = _iso(self.window.end)
+        saved = self.state(key)
+        last_id = int(saved["last_id"]) if saved and saved.get("target") == target else 0
+        if saved and saved.get("target") == target and saved.get("done"):
+            log.info("bitrix24[%s] %s: history for this window already complete", self.portal, ent.name)
+            return
+        if last_id:
+            log.info("bitrix24[%s] %s: resuming history after ID %d", self.portal, ent.name, last_id)
+        pages = self.client.cursor_pages(ent.method, {"select": list(ent.select)}, after_id=last_id)
+        done = False
+        chunk = 0
+        while not done:
+            chunk += 1
+
+            def body(landing: Landing) -> None:
+                nonlocal done, last_id
+                for page in pages:
+                    landing.add_page(page)
+                    if landing.batch.rows_read >= self.settings.history_batch_rows:
+                        break
+                else:
+                    done = True
+                last_id = max([last_id, *landing.ids])
+                if done:
+                    self.after_complete(ent, landing)
+                    set_state(self.conn, SOURCE, self.portal, f"hwm:{ent.name}", target)
+                set_state(self.conn, SOURCE, self.portal, key, {"target": target, "last_id": last_id, "done": done})
+
+            result = self.batch(ent, (None, self.window.end), "history", body)
+            log.info("bitrix24[%s] %s history chunk %d: %d rows, up to ID %d%s", self.portal, ent.name, chunk,
+                     result.rows_read, last_id, " (complete)" if done else "")
+
+    def after_complete(self, ent: Entity, landing: Landing) -> None:
+        """Once a list is fully loaded: find records the portal no longer has."""
+        if ent.name not in self.settings.detect_deleted:
+            return
+        landing.flush()
+        listed = self.client.list_ids(ent.method)
+        flagged, restored = mark_deleted(self.conn, landing.table, self.portal, listed)
+        landing.batch.detail.update(ids_listed=len(listed), flagged_deleted=flagged, restored=restored)
+        if flagged:
+            log.info("bitrix24[%s] %s: %d records deleted in the portal", self.portal, ent.name, flagged)
+
+
+def extract_load(cfg: SourceConfig, unit: str, window: Window, conn) -> list[BatchResult]:
+    """Pull one portal for ``window`` (history on the first run) into ``raw_bitrix24``."""
+    settings = Settings.from_config(cfg)
+    client = Bitrix24Client(webhook_url(cfg, unit), **settings.client)
+    run = Run(conn, client, settings, unit, window)
+    wanted = settings.only
+    chosen = [e for e in ENTITIES if not wanted or e.name in wanted]
+    try:
+        refs = [e for e in chosen if e.reference]
+        if refs:
+            run.load_references(refs)
+        for ent in chosen:
+            if not ent.reference:
+                run.load_changes(ent)
+    finally:
+        client.close()
+    log.info("bitrix24[%s]: %d batches, %d requests", unit, len(run.results), client.requests_made)
+    return run.results

@@ -1,0 +1,280 @@
+"""Bitrix24 REST client and loader against the emulator and a real PostgreSQL database."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from customer_warehouse.connections import SourceConfig
+from customer_warehouse.emulators import bitrix24 as emulator
+from customer_warehouse.emulators.server import running
+from customer_warehouse.loading import get_state
+from customer_warehouse.sources import Window, bitrix24
+from customer_warehouse.sources.bitrix24.client import command
+
+TABLES = ("deals", "contacts", "companies", "activities", "deal_stages", "deal_userfields")
+SECRET = "demo-secret"
+
+
+def when(day: int, hour: int = 12, month: int = 8) -> str:
+    return f"2026-{month:02d}-{day:02d}T{hour:02d}:00:00+03:00"
+
+
+def deal(i: int, modified: str, **kw) -> dict:
+    return {"ID": str(i), "TITLE": f"Зерно HoReCa 5 кг #{i}", "STAGE_ID": "WON" if i % 3 else "LOSE",
+            "OPPORTUNITY": f"{1000 + i}.00", "CURRENCY_ID": "RUB", "CONTACT_ID": str(500 + i % 7),
+            "DATE_CREATE": when(1), "DATE_MODIFY": modified, "UF_CRM_PURPOSE": "Для нашей кофейни",
+            "UF_CRM_YM_CLIENT_ID": f"17{i:08d}", **kw}
+
+
+def deals(n: int = 120) -> list[dict]:
+    return [deal(i, when(1 + i % 28, 8 + i % 10)) for i in range(1, n + 1)]
+
+
+def write(root: Path, name: str, items: list) -> None:
+    folder = root / "bitrix24"
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [i if isinstance(i, str) else json.dumps(i, ensure_ascii=False) for i in items]
+    (folder / f"{name}.jsonl").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+
+
+@pytest.fixture()
+def data(tmp_path) -> Path:
+    write(tmp_path, "deals", deals())
+    write(tmp_path, "contacts", [{"ID": str(500 + i), "NAME": f"Клиент {i}", "DATE_MODIFY": when(2 + i),
+                                  "EMAIL": [{"VALUE": f"c{i}@x.ru", "VALUE_TYPE": "WORK"}]} for i in range(7)])
+    write(tmp_path, "companies", [{"ID": "900", "TITLE": "Кофейня на Арбате", "DATE_MODIFY": when(3)}])
+    write(tmp_path, "activities", [{"ID": str(700 + i), "OWNER_TYPE_ID": "2", "OWNER_ID": str(i),
+                                    "SUBJECT": "Звонок", "LAST_UPDATED": when(5 + i)} for i in range(5)])
+    write(tmp_path, "deal_stages", [
+        {"ID": "1", "ENTITY_ID": "DEAL_STAGE", "STATUS_ID": "NEW", "NAME": "Новая", "SORT": "10", "SEMANTICS": None},
+        {"ID": "2", "ENTITY_ID": "DEAL_STAGE", "STATUS_ID": "WON", "NAME": "Сделка успешна", "SORT": "60",
+         "SEMANTICS": "S"},
+        {"ID": "3", "ENTITY_ID": "DEAL_STAGE", "STATUS_ID": "LOSE", "NAME": "Провалена", "SORT": "70",
+         "SEMANTICS": "F"},
+        {"ID": "4", "ENTITY_ID": "SOURCE", "STATUS_ID": "WEB", "NAME": "Сайт", "SORT": "10"},
+    ])
+    write(tmp_path, "deal_userfields", [{"ID": "41", "ENTITY_ID": "CRM_DEAL", "FIELD_NAME": "UF_CRM_PURPOSE",
+                                         "USER_TYPE_ID": "string"}])
+    return tmp_path
+
+
+def config(url: str, **extra) -> SourceConfig:
+    base = {"bucket_size": 1000, "drain_rate": 1000, "backoff_base": 0.01, "lookback_days": 2}
+    return SourceConfig("bitrix24_default", "http", host=f"{url}/rest/1/{SECRET}", extra={**base, **extra})
+
+
+def app_for(root: Path, **kw):
+    return emulator.create_app(root, **{"bucket_size": 10_000, "drain_rate": 1000, **kw})
+
+
+def client_for(url: str, **kw) -> bitrix24.Bitrix24Client:
+    return bitrix24.Bitrix24Client(f"{url}/rest/1/{SECRET}", **{"capacity": 1000, "drain_rate": 1000, **kw})
+
+
+WINDOW = Window.for_day(dt.date(2026, 9, 1), full=True)
+NEXT_WINDOW = Window.for_day(dt.date(2026, 9, 2))
+
+
+def deals_in(wh) -> dict[int, tuple]:
+    rows = wh.execute("select id, record->>'TITLE', is_deleted from raw_bitrix24.deals order by id").fetchall()
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def checksum(wh) -> dict[str, str]:
+    return {t: wh.execute(
+        f"select md5(coalesce(string_agg(row(portal, id, updated_at, is_deleted, record)::text, '|' "
+        f"order by portal, id), '')) from raw_bitrix24.{t}").fetchone()[0] for t in TABLES}
+
+
+def test_webhook_url_and_units():
+    assert bitrix24.webhook_url(SourceConfig("b", host="https://p.bitrix24.ru/rest/1/abc")) == \
+        "https://p.bitrix24.ru/rest/1/abc"
+    # URI form: the path arrives as schema; the secret may sit in the password
+    assert bitrix24.webhook_url(SourceConfig("b", host="p.bitrix24.ru", schema="rest/7/xyz")) == \
+        "https://p.bitrix24.ru/rest/7/xyz"
+    assert bitrix24.webhook_url(SourceConfig("b", host="p.bitrix24.ru", login="3", password="s")) == \
+        "https://p.bitrix24.ru/rest/3/s"
+    assert bitrix24.webhook_url(SourceConfig("b", host="http://h:1/rest/5", password="s")) == "http://h:1/rest/5/s"
+    with pytest.raises(ValueError, match="no secret"):
+        bitrix24.webhook_url(SourceConfig("b", host="p.bitrix24.ru"))
+    cfg = SourceConfig("b", host="x", password="s", extra={"portals": ["cafe", "shop.example.ru"]})
+    assert bitrix24.units(cfg) == ["cafe", "shop.example.ru"]
+    assert bitrix24.webhook_url(cfg, "cafe") == "https://cafe.bitrix24.ru/rest/1/s"
+    assert bitrix24.units(SourceConfig("b", host="x")) == ["default"]
+
+
+def test_emulator_filters_select_and_batch_commands(data):
+    app = app_for(data)
+    with running(app) as url, client_for(url) as client:
+        answer = client.call("crm.deal.list", {"filter": {">=DATE_MODIFY": when(28, 8), "=STAGE_ID": "LOSE"},
+                                               "select": ["ID", "STAGE_ID"], "order": {"ID": "DESC"}})
+        stages = client.call("crm.status.list", {"filter": {"ENTITY_ID": "DEAL_STAGE"}})
+        custom = client.call("crm.deal.list", {"filter": {"ID": 3}, "select": ["UF_*"]})
+        # a batch command line is a PHP-style query string, parsed back by the portal
+        line = command("crm.deal.list", {"filter": {">ID": 5, "@ID": [6, 7]}, "select": ["*", "UF_*"], "start": -1})
+        assert emulator.parse_php_query(line.split("?", 1)[1]) == {
+            "filter": {">ID": "5", "@ID": ["6", "7"]}, "select": ["*", "UF_*"], "start": "-1"}
+        both = client.batch({"a": ("crm.deal.list", {"filter": {"@ID": [6, 7]}, "start": -1}),
+                             "b": ("crm.status.list", {"filter": {"ENTITY_ID": "SOURCE"}})})
+    # deals modified on the 28th from 08:00 and lost: i ≡ 27 (mod 28), i ≡ 0 (mod 3) → 27 and 111
+    assert [r["ID"] for r in answer["result"]] == ["111", "27"]
+    assert set(answer["result"][0]) == {"ID", "STAGE_ID"} and answer["total"] == 2 and "next" not in answer
+    assert {r["STATUS_ID"]: r["SEMANTICS"] for r in stages["result"]} == {"NEW": None, "WON": "S", "LOSE": "F"}
+    assert set(custom["result"][0]) == {"ID", "UF_CRM_PURPOSE", "UF_CRM_YM_CLIENT_ID"}
+    assert [r["ID"] for r in both["a"]["result"]] == ["6", "7"] and both["b"]["result"][0]["STATUS_ID"] == "WEB"
+    assert "total" in both["b"] and "total" not in both["a"]  # start=-1 skips the count
+
+
+def test_offset_and_cursor_paths_give_the_full_set(data):
+    app = app_for(data)
+    expected = set(range(1, 121))
+    with running(app) as url, client_for(url, use_batch=False) as plain, client_for(url) as batched:
+        offset = [p for p in plain.offset_pages("crm.deal.list", {"order": {"ID": "ASC"}})]
+        offset_batched = [p for p in batched.offset_pages("crm.deal.list", {"order": {"ID": "ASC"}})]
+        cursor = [p for p in plain.cursor_pages("crm.deal.list", {"select": ["*", "UF_*"]})]
+        ids_batched = batched.list_ids("crm.deal.list")
+        ids_plain = plain.list_ids("crm.deal.list")
+    for pages in (offset, offset_batched, cursor):
+        got = [int(r["ID"]) for p in pages for r in p.rows]
+        assert sorted(got) == sorted(expected) and len(got) == 120  # every deal exactly once
+    assert [len(p.rows) for p in cursor] == [50, 50, 20]
+    assert ids_batched == ids_plain == expected
+    # round trips: plain start/next 3, batched 1 + 1, ID set by ranges 1 + 1
+    assert (plain.requests_made, batched.requests_made) == (3 + 3 + 1 + 3, 2 + 2)
+    calls = [c for c in app.state.b24.calls if c["method"] == "crm.deal.list"]
+    assert any(c["params"].get("start") == -1 and c["params"]["filter"] == {">ID": 50} for c in calls)
+
+
+def test_full_load_lands_every_list(data, wh):
+    write(data, "deals", [*deals(), deal(121, when(20), UF_CRM_NEW_FIELD="x")])
+    app = app_for(data)
+    with running(app) as url:
+        results = bitrix24.extract_load(config(url), "default", WINDOW, wh)
+    counts = {t: wh.execute(f"select count(*) from raw_bitrix24.{t}").fetchone()[0] for t in TABLES}
+    assert counts == {"deals": 121, "contacts": 7, "companies": 1, "activities": 5, "deal_stages": 3,
+                      "deal_userfields": 1}
+    won = wh.execute("select status_id from raw_bitrix24.deal_stages where record->>'SEMANTICS' = 'S'").fetchall()
+    assert won == [("WON",)]
+    rec, updated = wh.execute("select record, updated_at from raw_bitrix24.deals where id = 1").fetchone()
+    assert rec["UF_CRM_PURPOSE"] == "Для нашей кофейни" and rec["OPPORTUNITY"] == "1001.00"
+    assert updated == dt.datetime(2026, 8, 2, 6, tzinfo=dt.UTC)  # 09:00 +03:00
+    detail = next(wh.execute("select detail from raw_meta.load_batches where batch_id = %s", (r.batch_id,))
+                  .fetchone()[0] for r in results if r.entity == "deals")
+    assert detail["userfields_unknown"] == ["UF_CRM_NEW_FIELD", "UF_CRM_YM_CLIENT_ID"]
+    # both reference lists travelled in one batch call
+    assert Counter(c["method"] for c in app.state.b24.calls)["batch"] >= 1
+    assert not any(c["method"] in ("crm.status.list", "crm.deal.userfield.list") for c in app.state.b24.calls)
+    assert get_state(wh, "bitrix24", "default", "hwm:deals") == WINDOW.end.astimezone(dt.UTC).isoformat()
+
+
+def test_incremental_lookback_and_deleted_deal(data, wh):
+    with running(app_for(data)) as url:
+        bitrix24.extract_load(config(url), "default", WINDOW, wh)
+        wh.commit()
+        # deal 7 deleted in the portal; deal 8 changed with a DATE_MODIFY inside the lookback
+        rows = [d for d in deals() if d["ID"] != "7"]
+        rows[6] = deal(8, when(31, 20), TITLE="поздняя правка")
+        write(data, "deals", rows)
+        results = bitrix24.extract_load(config(url, paging="offset"), "default", NEXT_WINDOW, wh)
+        got = deals_in(wh)
+        assert got[8][0] == "поздняя правка"
+        assert got[7][1] is True and sum(1 for _, d in got.values() if d) == 1
+        batch = next(r for r in results if r.entity == "deals")
+        assert batch.rows_read == 1  # only the changed deal was pulled, not the history
+        wh.commit()
+        # deal 7 comes back (restored from the recycle bin)
+        write(data, "deals", deals())
+        bitrix24.extract_load(config(url, paging="cursor"), "default", NEXT_WINDOW, wh)
+    assert deals_in(wh)[7][1] is False
+
+
+def test_malformed_rows_are_quarantined_and_balance(data, wh):
+    write(data, "deals", [deal(1, when(2)), "garbage", {"TITLE": "no id", "DATE_MODIFY": when(2)},
+                          deal(5, "вчера"), {"ID": "x9", "DATE_MODIFY": when(2)}, deal(6, when(3))])
+    with running(app_for(data)) as url:
+        bitrix24.extract_load(config(url, entities=["deals"]), "default", WINDOW, wh)
+    assert set(deals_in(wh)) == {1, 6}
+    reasons = sorted(r[0] for r in wh.execute("select reason from raw_meta.quarantine where entity = 'deals'"))
+    assert reasons == ["ID is not an integer: 'x9'", "not a JSON object (str)", "unparseable DATE_MODIFY: 'вчера'"]
+    # the row without an ID cannot pass an ID filter, so the cursor never sees it: 5 rows read
+    assert wh.execute("select rows_read, rows_loaded, rows_quarantined from raw_meta.load_batches "
+                      "where entity = 'deals'").fetchall() == [(5, 2, 3)]
+
+
+def test_same_window_twice_gives_identical_tables(data, wh):
+    with running(app_for(data)) as url:
+        bitrix24.extract_load(config(url), "default", WINDOW, wh)
+        first = checksum(wh)
+        wh.commit()
+        bitrix24.extract_load(config(url), "default", WINDOW, wh)  # a retry of the full run
+        second = checksum(wh)
+        wh.commit()
+        bitrix24.extract_load(config(url), "default", Window.for_day(dt.date(2026, 9, 1)), wh)
+        third = checksum(wh)
+    assert first == second == third
+
+
+def test_history_resumes_after_a_crash(data, wh):
+    app = app_for(data)
+    # the third cursor page of deals fails with an error that is not retried
+    app.state.faults.add(path=r"crm\.deal\.list", status=400, body={"error": "BOOM", "error_description": "x"},
+                         after=2, times=1)
+    with running(app) as url:
+        cfg = config(url, entities=["deals"], history_batch_rows=50)
+        with pytest.raises(bitrix24.Bitrix24Error, match="BOOM"):
+            bitrix24.extract_load(cfg, "default", WINDOW, wh)
+        assert len(deals_in(wh)) == 100
+        wh.commit()
+        before = len(app.state.b24.calls)
+        bitrix24.extract_load(cfg, "default", WINDOW, wh)
+    resumed = [c["params"] for c in app.state.b24.calls[before:] if c["method"] == "crm.deal.list"]
+    assert resumed[0]["filter"] == {">ID": 100}
+    assert len(deals_in(wh)) == 120
+    statuses = [r[0] for r in wh.execute("select status from raw_meta.load_batches order by started_at")]
+    assert statuses == ["loaded", "loaded", "failed", "loaded"]
+
+
+def test_query_limit_exceeded_is_backed_off_and_retried(data, wh):
+    app = app_for(data, bucket_size=4, drain_rate=5)
+    with running(app) as url:
+        bitrix24.extract_load(config(url, entities=["deals"], use_batch=False, backoff_base=0.2), "default",
+                              WINDOW, wh)
+    statuses = Counter(r["status"] for r in app.state.b24.requests)
+    assert statuses[503] >= 1  # the client-side bucket was set far above the portal's
+    assert len(deals_in(wh)) == 120
+
+
+def test_client_side_bucket_avoids_query_limit(data, wh):
+    app = app_for(data, bucket_size=5, drain_rate=5)
+    with running(app) as url:
+        bitrix24.extract_load(config(url, entities=["deals"], use_batch=False, bucket_size=5, drain_rate=5),
+                              "default", WINDOW, wh)
+    assert len(app.state.b24.requests) > 5  # more calls than the bucket holds at once
+    assert {r["status"] for r in app.state.b24.requests} == {200}
+    assert len(deals_in(wh)) == 120
+
+
+def test_method_time_limit_429_is_backed_off(data, wh):
+    app = app_for(data)
+    app.state.faults.add(path=r"crm\.deal\.list", status=429, times=2,
+                         body={"error": "OPERATION_TIME_LIMIT", "error_description": "Method is blocked"})
+    with running(app) as url:
+        bitrix24.extract_load(config(url, entities=["deals"]), "default", WINDOW, wh)
+    assert [r["status"] for r in app.state.b24.requests][:3] == [429, 429, 200]
+    assert len(deals_in(wh)) == 120
+
+
+def test_wrong_secret_fails_clearly(data, wh):
+    app = app_for(data, secret="other")
+    with running(app) as url:
+        with pytest.raises(bitrix24.Bitrix24AuthError, match="INVALID_CREDENTIALS"):
+            bitrix24.extract_load(config(url, entities=["deals"]), "default", WINDOW, wh)
+    app = app_for(data)
+    app.state.b24.expire()
+    with running(app) as url:
+        with pytest.raises(bitrix24.Bitrix24AuthError, match="expired_token"):
+            bitrix24.extract_load(config(url, entities=["deals"]), "default", WINDOW, wh)
