@@ -65,10 +65,13 @@ def fit(x, t_x, T, *, initial: tuple[float, float, float, float] = (1.0, 1.0, 1.
         return value if np.isfinite(value) else 1e300
 
     start = np.log(np.asarray(initial, dtype=float))
-    result = optimize.minimize(negative_ll, start, method="Nelder-Mead",
+    # bounds keep degenerate samples (a handful of customers) from driving a parameter to
+    # 0 or infinity and overflowing; real data sits far inside e^±15
+    bounds = [(-15.0, 15.0)] * 4
+    result = optimize.minimize(negative_ll, start, method="Nelder-Mead", bounds=bounds,
                                options={"xatol": 1e-8, "fatol": 1e-8, "maxiter": 20_000, "maxfev": 20_000})
     # polish with a gradient method from the simplex optimum; keep whichever is better
-    polished = optimize.minimize(negative_ll, result.x, method="L-BFGS-B")
+    polished = optimize.minimize(negative_ll, result.x, method="L-BFGS-B", bounds=bounds)
     best = polished if polished.fun <= result.fun else result
     r, alpha, a, b = (float(v) for v in np.exp(best.x))
     return BgNbdParams(r, alpha, a, b, -float(best.fun), int(x.size), bool(result.success or polished.success))

@@ -1,5 +1,5 @@
 {{ config(materialized='view', tags=['churn_scored']) }}
--- The BG/NBD parameters for this run: the latest fit in the churn model table written by
+-- The BG/NBD parameters for this run: the latest fit up to run_date in the churn model table written by
 -- customer_warehouse.transform.churn_model, in the time unit this project uses. Built only after
 -- the fit (tag churn_scored); an empty relation when the model was never fitted.
 with fits as (
@@ -13,7 +13,7 @@ with fits as (
 final as (
     select r, alpha, a, b, time_unit, log_likelihood, customers, fitted_at
     from fits
-    where time_unit = '{{ var("churn_time_unit") }}'
+    where time_unit = '{{ var("churn_time_unit") }}' and fitted_at <= {{ run_date() }}
     order by fitted_at desc
     limit 1
 )
