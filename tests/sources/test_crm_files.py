@@ -170,3 +170,12 @@ def test_utf8_file_with_a_cp1251_line_quarantines_that_line(tmp_path, wh):
     assert (result.rows_loaded, result.rows_quarantined) == (1, 1)
     reason, raw = wh.execute("select reason, raw_text from raw_meta.quarantine").fetchone()
     assert reason == "bad encoding: not valid utf-8" and raw.startswith("2,B,2026-01-01,10,\\x")
+
+
+def test_two_exports_of_one_table_are_refused_but_the_rest_loads(tmp_path, wh):
+    (tmp_path / "orders.csv").write_text("order_id,customer_id,ordered_at,amount\n1,A,2026-01-01,10\n")
+    (tmp_path / "customers.csv").write_text("customer_id\nA\n")
+    (tmp_path / "Customers.XLSX").write_bytes(b"")
+    with pytest.raises(crm_files.CrmFileError, match="keep one export of customers"):
+        crm_files.extract_load(_cfg(tmp_path), "default", WINDOW, wh)
+    assert wh.execute("select count(*) from raw_crm_files.orders").fetchone()[0] == 1

@@ -141,7 +141,11 @@ def extract_load(cfg, unit: str, window: Window, conn) -> list[BatchResult]:
         raise CrmFileError(f"CRM export folder {folder} does not exist (connection extra.path)")
     results, errors = [], []
     for entity in ENTITIES:
-        path = _find_file(folder, entity.name)
+        try:
+            path = _find_file(folder, entity.name)
+        except CrmFileError as exc:
+            errors.append(str(exc))
+            continue
         if path is None:
             if entity.required_file:
                 errors.append(f"{folder}: no {entity.name}.csv or {entity.name}.xlsx (required; "
