@@ -304,6 +304,23 @@ def test_hits_and_search_phrases_land_in_their_tables(tmp_path, wh):
     assert before == after and before[0] == 20
 
 
+def test_report_rows_of_the_wrong_shape_are_quarantined(tmp_path, wh):
+    good = {"dimensions": [{"name": "2026-01-09"}, {"name": "кофе"}, {"name": "https://x.ru/"}, {"name": None},
+                           {"name": None}, {"name": None}, {"name": None}], "metrics": [5, 4]}
+    bad_date = {**good, "dimensions": [{"name": "yesterday"}, *good["dimensions"][1:]]}
+    short = {"dimensions": good["dimensions"][:2], "metrics": [1, 1]}
+    app = _app(_dataset(tmp_path))
+    app.state.faults.add(path="^/stat/v1/data$", status=200, body={
+        "data": [good, bad_date, short], "total_rows": 3, "sampled": False, "sample_share": 1})
+    with running(app) as url:
+        results = metrica.extract_load(_cfg(url, search_phrases=True), "123", WINDOW, wh)
+    res = results[-1]
+    assert (res.entity, res.rows_read, res.rows_loaded, res.rows_quarantined) == ("search_phrases", 3, 1, 2)
+    reasons = [r[0] for r in wh.execute("select reason from raw_meta.quarantine order by row_number").fetchall()]
+    assert reasons[0].startswith("ym:s:date 'yesterday'") and reasons[1].startswith("2 dimensions")
+    assert wh.execute("select search_phrase, visits from raw_metrica.search_phrases").fetchall() == [("кофе", 5)]
+
+
 def _checksum_phrases(wh):
     row = wh.execute("select count(*), md5(string_agg(concat_ws('|', report_date, search_phrase, visits, users, "
                      "sampled, record), '#' order by report_date, search_phrase)) "

@@ -81,8 +81,15 @@ class PollSettings:
     timeout: float = 1800.0
 
 
+MAX_FIELDS_CHARS = 3000
+
+
 def _fields_param(fields: Sequence[str]) -> str:
-    return ",".join(fields)
+    joined = ",".join(fields)
+    if len(joined) > MAX_FIELDS_CHARS:  # the API would refuse it; say which setting to shorten
+        raise MetricaError(f"Metrica fields list is {len(joined)} characters, the Logs API takes at most "
+                           f"{MAX_FIELDS_CHARS}: shorten visit_fields / hit_fields in the connection extra")
+    return joined
 
 
 class LogsClient:
