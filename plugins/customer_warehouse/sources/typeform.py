@@ -16,7 +16,9 @@ with ``fields: {<field ref or id>: <meaning>}`` and ``hidden: {<name>: <meaning>
 ``start_date``, ``lookback_hours`` (48), ``page_size`` (1000), ``min_interval_seconds`` (0.5,
 i.e. ~2 requests a second), ``backoff_seconds`` (1).
 
-:class:`ApiClient` (throttle + retries on 429/5xx/broken bodies) is shared with Yandex Forms.
+Rows land with ``form_id`` = the Typeform form id (the unit) whatever the mapping's ``form_id``
+says, so raw keys stay the source's own. :class:`ApiClient` (throttle + retries on 429/5xx/broken
+bodies), the incremental window and :func:`land_pages` are shared with Yandex Forms.
 """
 
 from __future__ import annotations
