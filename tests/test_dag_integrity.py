@@ -94,6 +94,6 @@ def test_scheduled_run_loads_the_previous_day(dagbag):
     last = DataInterval(pendulum.datetime(2026, 11, 19, 2, tz="Europe/Moscow"),
                         pendulum.datetime(2026, 11, 20, 2, tz="Europe/Moscow"))
     info = dag.timetable.next_dagrun_info(last_automated_data_interval=last,
-                                          restriction=TimeRestriction(None, None, catchup=False))
+                                          restriction=TimeRestriction(None, None, catchup=True))
     assert info.run_after == pendulum.datetime(2026, 11, 21, 2, tz="Europe/Moscow")
     assert business_day(info.logical_date) == dt.date(2026, 11, 20)
