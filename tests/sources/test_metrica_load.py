@@ -117,6 +117,16 @@ def test_nightly_run_repulls_lookback_window_and_is_idempotent(tmp_path, wh):
     assert [m for _, m, *_ in _ledger(wh)] == ["full", "window", "window"]
 
 
+def test_skipped_runs_leave_no_gap(tmp_path, wh):
+    app = _app(_dataset(tmp_path))
+    with running(app) as url:
+        metrica.extract_load(_cfg(url), "123", Window.for_day(dt.date(2026, 1, 2)), wh)
+        metrica.extract_load(_cfg(url), "123", WINDOW, wh)  # runs for the 3rd … 9th never happened
+    reqs = [(r.date1.day, r.date2.day) for r in app.state.metrica.requests.values()]
+    assert reqs == [(1, 2), (3, 10)]
+    assert len(_visits(wh)) == 30
+
+
 def test_quota_and_server_errors_are_retried_until_success(tmp_path, wh):
     app = _app(_dataset(tmp_path), part_rows=20)
     plan = app.state.faults

@@ -83,7 +83,7 @@ def search_phrases_table() -> RawTable:
 
 
 # -- dates -------------------------------------------------------------------------------------
-def _has_rows(conn, table: str, date_column: str, counter: int) -> bool:
+def _has_rows(conn, table: str, counter: int) -> bool:
     with conn.transaction():
         if conn.execute("select to_regclass(%s)", (f"{SCHEMA}.{table}",)).fetchone()[0] is None:
             return False
@@ -93,13 +93,30 @@ def _has_rows(conn, table: str, date_column: str, counter: int) -> bool:
         ).fetchone()[0]
 
 
-def pull_dates(conn, settings: MetricaSettings, window: Window, table: str, date_column: str,
-               counter: int) -> tuple[dt.date, dt.date, str]:
-    """``(first, last, mode)``: the rolling re-pull, or the whole history on the first run."""
+def _loaded_until(conn, entity: str, counter: int, tz: str) -> dt.date | None:
+    """The day after the last date a successful batch loaded (from the ledger), if any."""
+    with conn.transaction():
+        ensure_meta_schema(conn)
+        end = conn.execute(
+            "select max(interval_end) from raw_meta.load_batches where source = %s and entity = %s and unit = %s "
+            "and status = 'loaded'", (SOURCE, entity, str(counter)),
+        ).fetchone()[0]
+    return end.astimezone(_zone(tz)).date() if end else None
+
+
+def pull_dates(conn, settings: MetricaSettings, window: Window, table: str, counter: int,
+               tz: str) -> tuple[dt.date, dt.date, str]:
+    """``(first, last, mode)``: D − lookback … D, reaching back to the last loaded date when runs
+    were skipped (so no gap is left), or the whole history on the first run."""
     day = window.business_day
-    if window.full or not _has_rows(conn, table, date_column, counter):
+    if window.full or not _has_rows(conn, table, counter):
         return settings.start_date or day - dt.timedelta(days=365), day, "full"
-    return day - dt.timedelta(days=settings.lookback_days), day, "window"
+    first = day - dt.timedelta(days=settings.lookback_days)
+    until = _loaded_until(conn, table, counter, tz)
+    if until is not None and until < first:
+        log.info("Metrica counter %s: %s last loaded up to %s; pulling from there", counter, table, until)
+        first = until
+    return first, day, "window"
 
 
 def plan_requests(logs: LogsClient, source: str, fields: Sequence[str], first: dt.date,
@@ -257,11 +274,16 @@ def _part_lines(batch: RawBatch, part: Part, src: LogSource, counter: int, tz: s
             yield f"{lead}{day}\t{tz_text}\t{to_copy_text(text)}"
 
 
-def _interval(first: dt.date, last: dt.date, tz: str) -> tuple[dt.datetime, dt.datetime]:
+def _zone(tz: str) -> ZoneInfo:
     try:
-        zone = ZoneInfo(tz)
+        return ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo("UTC")
+        log.warning("unknown time zone %r; intervals recorded in UTC", tz)
+        return ZoneInfo("UTC")
+
+
+def _interval(first: dt.date, last: dt.date, tz: str) -> tuple[dt.datetime, dt.datetime]:
+    zone = _zone(tz)
     return (dt.datetime.combine(first, dt.time(), zone),
             dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), zone))
 
@@ -293,7 +315,7 @@ def load_logs(conn, logs: LogsClient, src: LogSource, fields: Sequence[str], win
               settings: MetricaSettings, tz: str) -> BatchResult:
     """Everything for one counter and one Logs API source: plan, fetch, load."""
     counter = logs.counter_id
-    first, last, mode = pull_dates(conn, settings, window, src.name, src.date_column, counter)
+    first, last, mode = pull_dates(conn, settings, window, src.name, counter, tz)
     chunks = plan_requests(logs, src.name, fields, first, last)
     last = chunks[-1][1] if chunks else first - dt.timedelta(days=1)  # an empty range replaces nothing
     log.info("Metrica counter %s: %s %s..%s (%s) in %d request(s)", counter, src.name, first, last, mode,
@@ -355,7 +377,7 @@ def load_search_phrases(conn, reporting: ReportingClient, window: Window, settin
                         tz: str) -> BatchResult:
     """Replace ``raw_metrica.search_phrases`` for the counter's dates from the Reporting API."""
     counter = reporting.counter_id
-    first, last, mode = pull_dates(conn, settings, window, "search_phrases", "report_date", counter)
+    first, last, mode = pull_dates(conn, settings, window, "search_phrases", counter, tz)
     with tempfile.TemporaryDirectory(prefix=f"metrica-report-{counter}-") as tmp:
         spool = Path(tmp) / "pages.jsonl"
         pages = 0
