@@ -9,7 +9,7 @@ UV_VERSION := 0.13.9
 DATE   ?=
 SCALE  ?= small
 
-.PHONY: install demo test test-fast lint evaluate dashboard bench soak lock clean-state help
+.PHONY: system-deps install demo test test-fast lint evaluate dashboard bench soak lock clean-state help
 
 help:
 	@echo "make demo       run the nightly pipeline once on the demo company (embedded PostgreSQL)"
@@ -37,7 +37,21 @@ install: $(STAMP)
 demo: install
 	$(BIN)/cw demo $(if $(DATE),--date $(DATE),)
 
-test: install
+# Debian packages some tests use: docker-compose (static check of docker-compose.yml) and chromium
+# (dashboard browser test). Installed when running as root; otherwise those tests skip, saying why.
+system-deps:
+	@missing=""; \
+	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing Debian packages:$$missing"; \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+				|| echo "warning: could not install$$missing; the tests that need them will skip"; \
+		else echo "note:$$missing missing and not root; the tests that need them will skip"; fi; \
+	fi
+
+test: install system-deps
 	$(BIN)/ruff check plugins dags tests bench
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 
