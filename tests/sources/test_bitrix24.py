@@ -218,7 +218,8 @@ def test_same_window_twice_gives_identical_tables(data, wh):
     assert first == second == third
 
 
-def test_history_resumes_after_a_crash(data, wh):
+@pytest.mark.parametrize("second", [WINDOW, NEXT_WINDOW], ids=["retry", "next-day"])
+def test_history_resumes_after_a_crash(data, wh, second):
     app = app_for(data)
     # the third cursor page of deals fails with an error that is not retried
     app.state.faults.add(path=r"crm\.deal\.list", status=400, body={"error": "BOOM", "error_description": "x"},
@@ -230,7 +231,7 @@ def test_history_resumes_after_a_crash(data, wh):
         assert len(deals_in(wh)) == 100
         wh.commit()
         before = len(app.state.b24.calls)
-        bitrix24.extract_load(cfg, "default", WINDOW, wh)
+        bitrix24.extract_load(cfg, "default", second, wh)
     resumed = [c["params"] for c in app.state.b24.calls[before:] if c["method"] == "crm.deal.list"]
     assert resumed[0]["filter"] == {">ID": 100}
     assert len(deals_in(wh)) == 120

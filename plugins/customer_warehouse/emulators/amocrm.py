@@ -70,7 +70,7 @@ def _as_number(value: Any) -> float | None:
     return None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Entry:
     offset: int
     id: Any
@@ -275,12 +275,6 @@ def create_app(data_dir: str | Path, *, today: dt.date | None = None, token: str
 
     @app.get("/api/v4/{path:path}")
     def api_list(path: str, request: Request):
-        admitted = state.admit()
-        if admitted == 403:
-            return _problem(403, "Forbidden", "Account is blocked for exceeding the request rate limit")
-        if admitted == 429:
-            headers = {"Retry-After": str(state.retry_after)} if state.retry_after is not None else {}
-            return JSONResponse({"title": "Too Many Requests", "status": 429}, status_code=429, headers=headers)
         if not state.token_ok(request.headers.get("authorization")):
             return _problem(401, "Unauthorized", "Invalid or expired access token")
         resolved = _resolve(path.strip("/"), request.query_params.get("with", ""))
@@ -307,6 +301,7 @@ def create_app(data_dir: str | Path, *, today: dt.date | None = None, token: str
             links["next"] = {"href": str(request.url.include_query_params(page=page + 1))}
         return {"_page": page, "_links": links, "_embedded": {key: index(stem).read(window)}}
 
+    app.add_middleware(_RateGate, state=state)
     faults.install(app)
     app.add_middleware(_RequestLog, state=state)
     return app
@@ -350,6 +345,28 @@ def _select(entries: list[_Entry], ranges, order, horizon: float | None) -> list
 
     chosen.sort(key=sort_key, reverse=not asc)
     return chosen
+
+
+class _RateGate:
+    """Rate limit and account block, decided on the event loop as a request arrives: the handler
+    runs in a thread pool whose delays would otherwise blur the per-second count."""
+
+    def __init__(self, app, state: AmoState):
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not scope["path"].startswith("/api/v4/"):
+            return await self.app(scope, receive, send)
+        admitted = self.state.admit()
+        if admitted is None:
+            return await self.app(scope, receive, send)
+        if admitted == 403:
+            response = _problem(403, "Forbidden", "Account is blocked for exceeding the request rate limit")
+        else:
+            headers = {"Retry-After": str(self.state.retry_after)} if self.state.retry_after is not None else {}
+            response = JSONResponse({"title": "Too Many Requests", "status": 429}, status_code=429, headers=headers)
+        await response(scope, receive, send)
 
 
 class _RequestLog:

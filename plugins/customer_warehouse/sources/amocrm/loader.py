@@ -377,6 +377,17 @@ def _iso(t: dt.datetime) -> str:
     return t.astimezone(UTC).isoformat()
 
 
+def _resumable(saved: dict | None, end: dt.datetime, full: bool) -> bool:
+    """Continue a saved history load: a retry of the same window, or — unless a full reload was
+    asked for — a later window arriving before the unfinished history was completed."""
+    if not saved:
+        return False
+    if saved.get("target") == _iso(end):
+        return True
+    unfinished = dt.datetime.fromisoformat(saved["cursor"]) < dt.datetime.fromisoformat(saved["target"])
+    return unfinished and not full
+
+
 @dataclass
 class Run:
     """One account's extract: client, settings, window and warehouse connection."""
@@ -441,7 +452,7 @@ class Run:
         end = self.window.end
         key = f"history:{ent.name}"
         saved = self.state(key)
-        if saved and saved.get("target") == _iso(end):
+        if _resumable(saved, end, self.window.full):
             cursor = dt.datetime.fromisoformat(saved["cursor"])
             log.info("amocrm[%s] %s: resuming history at %s", self.account, ent.name, cursor)
         else:

@@ -370,11 +370,15 @@ class Run:
     def load_history(self, ent: Entity) -> None:
         key = f"history:{ent.name}"
         target = _iso(self.window.end)
-        saved = self.state(key)
-        last_id = int(saved["last_id"]) if saved and saved.get("target") == target else 0
-        if saved and saved.get("target") == target and saved.get("done"):
+        saved = self.state(key) or {}
+        same_window = saved.get("target") == target
+        if same_window and saved.get("done"):
             log.info("bitrix24[%s] %s: history for this window already complete", self.portal, ent.name)
             return
+        # a retry of the same window, or a later window before the unfinished history completed
+        # (unless a full reload was asked for), continues after the last committed ID
+        resume = bool(saved) and not saved.get("done") and (same_window or not self.window.full)
+        last_id = int(saved["last_id"]) if resume else 0
         if last_id:
             log.info("bitrix24[%s] %s: resuming history after ID %d", self.portal, ent.name, last_id)
         pages = self.client.cursor_pages(ent.method, {"select": list(ent.select)}, after_id=last_id)
