@@ -96,7 +96,7 @@ def test_won_revenue_reconciles_to_the_kopeck_with_the_served_files(demo):
     files = sum(_ru_money(o["amount"]) for o in orders if o["status"] == "won")
     assert recon["won_revenue"] == {"amocrm": f"{amo:.2f}", "bitrix24": f"{b24:.2f}", "crm_files": f"{files:.2f}"}
     assert Decimal(recon["total_won_revenue"]) == amo + b24 + files
-    assert files != files.to_integral_value()  # kopecks matter
+    assert any(not o["amount"].endswith(",00") for o in orders)  # kopecks matter
     customers, _ = _truth(demo)
     assert sum(Decimal(r["served_revenue"]) for r in customers.values()) == amo + b24 + files
 

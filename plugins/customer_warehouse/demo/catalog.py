@@ -22,13 +22,15 @@ BITRIX24_PORTAL = "zernoipar-opt.bitrix24.ru"
 COUNTER_ID = 91_234_567
 COUNTER_NAME = "zernoipar.ru"
 
-#: cost-to-serve rates, RUB per activity (activity-based costing; see docs/demo-company.md)
+#: cost-to-serve rates, RUB per activity (activity-based costing). The same numbers as the dbt seed
+#: ``activity_rates.csv``, so a pipeline that counts activities right reproduces the true cost.
 ACTIVITY_RATES: dict[str, float] = {
-    "call": 120.0,
+    "call": 150.0,
     "meeting": 1500.0,
-    "email": 40.0,
+    "email": 60.0,
     "delivery": 350.0,
-    "complaint": 900.0,
+    "complaint": 800.0,
+    "store_visit": 200.0,
 }
 
 
@@ -69,8 +71,8 @@ class Job:
 JOBS: tuple[Job, ...] = (
     Job(
         "home_espresso", "Make café-quality espresso at home, as a hobby",
-        (Product("Зерно спешелти 250 г", 890.0, 0.45), Product("Ручная кофемолка", 6490.0, 0.30),
-         Product("Гейзерная кофеварка", 3290.0, 0.32)),
+        (Product("Зерно спешелти 250 г", 890.0, 0.45), Product("Ручная кофемолка", 6490.0, 0.35),
+         Product("Гейзерная кофеварка", 3290.0, 0.30)),
         ("как приготовить эспрессо дома", "кофемолка для дома", "ручная кофемолка купить",
          "спешелти зерно купить"),
         "/hobby", "espresso_home", "hobby_search", "Варю кофе дома, это моё хобби",
@@ -79,8 +81,8 @@ JOBS: tuple[Job, ...] = (
     ),
     Job(
         "office_supply", "Keep an office's staff in coffee without effort",
-        (Product("Кофе для офиса 1 кг", 1290.0, 0.35), Product("Аренда кофемашины", 4500.0, 0.50),
-         Product("Чистящие таблетки", 990.0, 0.40)),
+        (Product("Кофе для офиса 1 кг", 1290.0, 0.30), Product("Аренда кофемашины", 4500.0, 0.40),
+         Product("Чистящие таблетки", 990.0, 0.50)),
         ("кофе в офис с доставкой", "кофе для офиса", "аренда кофемашины в офис",
          "поставка кофе в офис"),
         "/office", "office_coffee", "office_search", "Для сотрудников в офисе",
@@ -89,8 +91,8 @@ JOBS: tuple[Job, ...] = (
     ),
     Job(
         "horeca_restock", "Keep a café's bar stocked at steady quality",
-        (Product("Зерно HoReCa 5 кг", 7900.0, 0.28), Product("Молоко для бариста (ящик)", 2350.0, 0.18),
-         Product("Стаканы 300 мл (1000 шт)", 3100.0, 0.22)),
+        (Product("Зерно HoReCa 5 кг", 7900.0, 0.22), Product("Молоко для бариста (ящик)", 2350.0, 0.15),
+         Product("Стаканы 300 мл (1000 шт)", 3100.0, 0.25)),
         ("кофе оптом для кофейни", "зерно для кофейни", "поставщик кофе для кофейни",
          "кофе оптом москва"),
         "/horeca", "horeca_wholesale", "horeca_search", "Для нашей кофейни",
@@ -99,8 +101,8 @@ JOBS: tuple[Job, ...] = (
     ),
     Job(
         "gift", "Give a coffee lover a memorable present",
-        (Product("Подарочный набор", 2990.0, 0.42), Product("Подарочный сертификат", 3000.0, 0.60),
-         Product("Кружка с гравировкой", 1490.0, 0.48)),
+        (Product("Подарочный набор", 2990.0, 0.50), Product("Подарочный сертификат", 3000.0, 0.70),
+         Product("Кружка с гравировкой", 1490.0, 0.55)),
         ("подарок кофеману", "подарочный набор кофе", "что подарить любителю кофе",
          "подарочный сертификат кофе"),
         "/gifts", "coffee_gift", "gifts_search", "В подарок",
@@ -110,7 +112,7 @@ JOBS: tuple[Job, ...] = (
     ),
     Job(
         "daily_energy", "Get through the working day awake, cheaply and fast",
-        (Product("Капсулы (50 шт)", 1590.0, 0.33), Product("Дрип-пакеты (10 шт)", 690.0, 0.38),
+        (Product("Капсулы (50 шт)", 1590.0, 0.35), Product("Дрип-пакеты (10 шт)", 690.0, 0.40),
          Product("Растворимый кофе", 450.0, 0.30)),
         ("капсулы купить", "дрип пакеты кофе", "капсулы для кофемашины недорого",
          "кофе в капсулах"),
@@ -121,8 +123,8 @@ JOBS: tuple[Job, ...] = (
     ),
     Job(
         "barista_growth", "Grow as a barista / open one's own coffee point",
-        (Product("Курс бариста", 18900.0, 0.65), Product("Питчер 600 мл", 1290.0, 0.35),
-         Product("Темпер 58 мм", 2490.0, 0.38)),
+        (Product("Курс бариста", 18900.0, 0.60), Product("Питчер 600 мл", 1290.0, 0.35),
+         Product("Темпер 58 мм", 2490.0, 0.35)),
         ("курсы бариста", "обучение бариста", "как стать бариста", "темпер 58 мм купить"),
         "/academy", "barista_school", "academy_search", "Хочу стать бариста",
         ("учится на бариста", "курс бариста, хочет открыть точку", "развивается как бариста"),

@@ -12,10 +12,13 @@ before ``today`` and the truth writer records the rest. Nothing here knows any s
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+import itertools
 import math
 import random
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from . import catalog as C
 from . import ids
@@ -32,15 +35,15 @@ class Period:
     today: dt.date
     holdout_days: int
 
-    @property
+    @cached_property
     def start_dt(self) -> dt.datetime:
         return dt.datetime.combine(self.start, dt.time())
 
-    @property
+    @cached_property
     def today_dt(self) -> dt.datetime:
         return dt.datetime.combine(self.today, dt.time())
 
-    @property
+    @cached_property
     def holdout_end_dt(self) -> dt.datetime:
         return self.today_dt + dt.timedelta(days=self.holdout_days)
 
@@ -189,6 +192,9 @@ class Anonymous:
     visits: list[Visit]
 
 
+JOB_WEIGHTS = tuple((j, j.weight) for j in C.JOBS)
+
+
 # --- helpers -----------------------------------------------------------------------------------
 
 def poisson(rng: random.Random, lam: float) -> int:
@@ -201,14 +207,23 @@ def poisson(rng: random.Random, lam: float) -> int:
     return k
 
 
+_CUMULATIVE: dict[tuple, tuple[list, list[float], float]] = {}
+
+
 def weighted(rng: random.Random, pairs):
-    return rng.choices([p[0] for p in pairs], weights=[p[1] for p in pairs])[0]
+    """One value of ``((value, weight), ...)`` (what ``rng.choices`` does, with cached cumulative weights)."""
+    pairs = tuple(pairs)
+    entry = _CUMULATIVE.get(pairs)
+    if entry is None:
+        cum = list(itertools.accumulate(w for _, w in pairs))
+        entry = _CUMULATIVE[pairs] = ([v for v, _ in pairs], cum, cum[-1])
+    values, cum, total = entry
+    return values[bisect.bisect(cum, rng.random() * total)]
 
 
 def business_time(rng: random.Random, day: dt.datetime) -> dt.datetime:
-    """The same day at a plausible working time (09:00–20:59)."""
-    base = dt.datetime(day.year, day.month, day.day)
-    return base + dt.timedelta(hours=rng.randint(9, 20), minutes=rng.randint(0, 59), seconds=rng.randint(0, 59))
+    """The same day at a plausible working time (09:00–20:59:59), to the second."""
+    return dt.datetime(day.year, day.month, day.day) + dt.timedelta(seconds=32_400 + int(rng.random() * 43_200))
 
 
 def _next_holiday(day: dt.datetime, holidays: list[tuple[int, int]], min_gap: float) -> dt.datetime:
@@ -245,7 +260,7 @@ def _company(rng: random.Random, job: C.Job, boss: Person) -> str:
 
 
 def new_customer(rng: random.Random, index: int, period: Period) -> Customer:
-    job = rng.choices(C.JOBS, weights=[j.weight for j in C.JOBS])[0]
+    job = weighted(rng, JOB_WEIGHTS)
     is_b2b = rng.random() < job.b2b_share
     # Demographics are drawn here, after the job, from distributions that ignore it.
     city = weighted(rng, C.CITIES)
@@ -375,7 +390,8 @@ def _lines(rng: random.Random, job: C.Job, is_b2b: bool) -> list[tuple[C.Product
 def _money(rng: random.Random, c: Customer, lines, system: str) -> tuple[int, int]:
     gross = sum(p.price * q for p, q in lines)
     cogs = sum(p.price * q * (1 - p.margin) for p, q in lines)
-    discount = (c.index % 4) * 0.025 if c.is_b2b else (0.05 if rng.random() < 0.15 else 0.0)
+    # negotiated B2B discounts and a 3.5% store/promo discount leave kopecks in the amounts
+    discount = (0.0, 0.035, 0.05, 0.075)[c.index % 4] if c.is_b2b else (0.035 if rng.random() < 0.3 else 0.0)
     amount = round(gross * 100 * (1 - discount))
     if system == "amocrm":  # amoCRM's lead price is a whole number of roubles
         amount = round(amount / 100) * 100
@@ -450,10 +466,11 @@ class Builder:
             system = _system_for(c, n_won, switch_after)
             closed = business_time(rng, self.period.at(a.day))
             growth = i > 0
+            # days from lead to closing; long enough that some deals are still open at `today`
             if c.is_b2b:
-                cycle = rng.uniform(1, 10) if not growth else rng.uniform(0.5, 3)
+                cycle = rng.uniform(2, 21) if not growth else rng.uniform(1, 7)
             else:
-                cycle = rng.uniform(0.05, 2) if not growth else rng.uniform(0.02, 1.5)
+                cycle = min(rng.expovariate(1 / 3), 20) if not growth else rng.uniform(0.5, 5)
             created = closed - dt.timedelta(days=cycle)
             created = max(created, self.period.start_dt + MINUTE)
             lines = _lines(rng, c.job, c.is_b2b)
@@ -644,7 +661,7 @@ def _name_clients(c: Customer) -> None:
 
 
 def simulate_anonymous(rng: random.Random, index: int, period: Period) -> Anonymous:
-    job = rng.choices(C.JOBS, weights=[j.weight for j in C.JOBS])[0]
+    job = weighted(rng, JOB_WEIGHTS)
     first = period.at(rng.uniform(0, period.history_days + period.holdout_days))
     anon = Anonymous(index, weighted(rng, C.CITIES), weighted(rng, ((1, 0.45), (2, 0.5), (3, 0.05))), "", [])
     visits = []

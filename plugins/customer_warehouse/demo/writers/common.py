@@ -104,7 +104,7 @@ class TimeSorted:
         if fh is None:
             fh = (self.tmp / f"{week:05d}").open("w", encoding="utf-8", newline="\n")
             self.buckets[week] = fh
-        fh.write(f"{when:%Y%m%d%H%M%S}\t{tiebreak:020d}\t{line}\n")
+        fh.write(f"{str(when)[:19]}\t{tiebreak:020d}\t{line}\n")
         self.rows += 1
 
     def close(self) -> int:

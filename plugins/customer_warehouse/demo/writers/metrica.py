@@ -28,6 +28,8 @@ ANON_ID_OFFSET = 1 << 40  # anonymous visitors' visit ids live far from customer
 
 
 def escape(value: str) -> str:
+    if "\\" not in value and "\t" not in value and "\n" not in value and "\r" not in value:
+        return value
     return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
@@ -110,11 +112,11 @@ class MetricaWriter:
     def _row(self, v: Visit, vid: int, client: str, device: int, city: str, new: bool) -> str:
         utm = v.utm or ("", "", "", "")
         values = (
-            str(vid), str(C.COUNTER_ID), client, v.at.strftime("%Y-%m-%d %H:%M:%S"), v.at.strftime("%Y-%m-%d"),
+            str(vid), str(C.COUNTER_ID), client, str(v.at)[:19], str(v.at)[:10],
             "1" if new else "0", start_url(v), C.SITE + v.end_path, str(v.page_views), str(v.duration),
             "1" if v.page_views == 1 and v.duration < 15 else "0",
             "[" + ",".join(str(g) for g, _ in v.goals) + "]",
-            str_array(t.strftime("%Y-%m-%d %H:%M:%S") for _, t in v.goals),
+            str_array(str(t)[:19] for _, t in v.goals),
             str_array([v.purchase[0]] if v.purchase else []),
             "[" + (num(v.purchase[1]) if v.purchase else "") + "]",
             city, "Россия", str(device), referer(v), v.traffic, v.engine, *utm,

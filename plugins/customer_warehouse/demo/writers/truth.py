@@ -21,7 +21,7 @@ from .common import money_text
 CUSTOMER_COLUMNS = [
     "customer_key", "true_job", "is_b2b", "crm", "in_crm_files", "web", "city", "sex", "age", "satisfaction",
     "price_sensitive", "first_purchase_at", "last_purchase_at", "served_purchases", "served_revenue",
-    "served_cogs", "n_calls", "n_meetings", "n_emails", "n_deliveries", "n_complaints", "true_cost_to_serve",
+    "served_cogs", "n_calls", "n_meetings", "n_emails", "n_deliveries", "n_complaints", "n_store_visits", "true_cost_to_serve",
     "churned_before_today", "churned_in_holdout", "churn_date", "churn_reason", "holdout_purchases",
     "holdout_revenue",
 ]
@@ -84,9 +84,8 @@ class TruthWriter:
             self.won[d.system] += 1
         acts = Counter(a.kind for a in c.activities if a.at < today)
         deliveries = sum(1 for d in served if d.system != "file")
-        cost = (acts["call"] * C.ACTIVITY_RATES["call"] + acts["meeting"] * C.ACTIVITY_RATES["meeting"]
-                + acts["email"] * C.ACTIVITY_RATES["email"] + acts["complaint"] * C.ACTIVITY_RATES["complaint"]
-                + deliveries * C.ACTIVITY_RATES["delivery"])
+        acts["delivery"] = deliveries
+        cost = sum(acts[kind] * rate for kind, rate in C.ACTIVITY_RATES.items())
         churned = c.churn_date is not None
         # Churned in the holdout = had dropped out and so made no purchase in it; a customer who
         # still bought in the holdout was active, whatever happened afterwards.
@@ -96,7 +95,8 @@ class TruthWriter:
             c.main.age, c.satisfaction, int(c.price_sensitive),
             served[0].closed.isoformat(sep=" ") if served else "", served[-1].closed.isoformat(sep=" ") if served else "",
             len(served), money_text(sum(d.amount_kop for d in served)), money_text(sum(d.cogs_kop for d in served)),
-            acts["call"], acts["meeting"], acts["email"], deliveries, acts["complaint"], f"{cost:.2f}",
+            acts["call"], acts["meeting"], acts["email"], deliveries, acts["complaint"], acts["store_visit"],
+            f"{cost:.2f}",
             int(churned and c.churn_date < today), int(churned_in_holdout),
             c.churn_date.date().isoformat() if churned else "",
             c.churn_reason or "", len(holdout), money_text(sum(d.amount_kop for d in holdout)),
