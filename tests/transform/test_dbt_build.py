@@ -85,7 +85,7 @@ def test_revenue_reconciles_to_the_cent_and_profit_adds_up(built):
              "where customer_id = %s", (anna,))[0]
     assert revenue == Decimal("13000.50")
     assert (campaign, acquisition) == ("espresso_promo", Decimal("3000.00"))
-    last = rows(uri, "select cumulative_profit_share from marts_build.whale_curve where percentile = 100")[0][0]
+    last = rows(uri, "select cumulative_profit_share from marts_build.whale_curve where customer_share = 1")[0][0]
     assert last == Decimal("1")
 
 

@@ -48,7 +48,7 @@ final as (
         episodes.open_deals,
         episodes.open_deal_amount,
         episodes.complaints,
-        episodes.stated_purpose,
+        episodes.stated_preferences,
         episodes.card_completeness,
         -- hypothetical
         coalesce(survey.survey_responses, 0) as survey_responses,

@@ -103,7 +103,7 @@ final as (
         coalesce(purchases.open_deal_amount, 0) as open_deal_amount,
         coalesce(contacts.complaints, 0) as complaints,
         coalesce(contacts.complaints_12m, 0) as complaints_12m,
-        coalesce(purchases.deal_purpose, stated.survey_purpose) as stated_purpose,
+        coalesce(purchases.deal_purpose, stated.survey_purpose) as stated_preferences,
         stated.interests as stated_interests,
         coalesce(purchases.deal_manager_key, customers.record_manager_key) as manager_key,
         coalesce(purchases.deal_manager_name, customers.record_manager_name) as manager_name,

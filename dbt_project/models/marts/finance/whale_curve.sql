@@ -1,10 +1,12 @@
--- The whale curve as 101 chart points: for each percentile of customers ranked by profit
--- (best first), the cumulative profit as a share of total profit. It rises above 1 and comes
--- back to 1 at 100%.
+-- The whale curve as chart points: at each share of customers ranked by profit (best first;
+-- var whale_curve_points + 1 points, 0%..100%), the cumulative profit as a share of total
+-- profit. It rises above 1 where the best customers earn more than the total, and comes back to
+-- 1 at 100% once the loss-makers have taken their part.
 with profitability as (select * from {{ ref('customer_profitability') }}),
 
-percentiles as (
-    select generate_series(0, 100) as percentile
+{%- set points = var('whale_curve_points', 100) | int %}
+steps as (
+    select generate_series(0, {{ points }}) as point
 ),
 
 totals as (
@@ -13,17 +15,17 @@ totals as (
 
 points as (
     select
-        percentiles.percentile,
-        cast(ceil(percentiles.percentile / 100.0 * totals.customer_count) as integer) as customers_included,
+        steps.point,
+        cast(ceil(steps.point * totals.customer_count / {{ points }}.0) as integer) as customers_included,
         totals.total_profit
-    from percentiles
+    from steps
     cross join totals
 ),
 
 final as (
     select
-        points.percentile,
-        round(points.percentile / 100.0, 2) as customer_share,
+        points.point,
+        round(points.point / {{ points }}.0, 6) as customer_share,
         points.customers_included,
         coalesce(profitability.cumulative_profit, 0) as cumulative_profit,
         case
