@@ -71,7 +71,7 @@ def test_good_build_is_published_and_bi_reads_it_deidentified(warehouse_uri, tmp
                  "select email, phone, name from marts.customer_360_deidentified where customer_id = 'c1'")[0]
     assert deid[0] == pii.token(KEY, "anna@example.ru") and "anna" not in "".join(deid)
     for forbidden in ("select email from marts.customer_360", "select * from marts.customer_360",
-                      "select count(*) from raw_crm_files.orders", "select count(*) from int.int_revenue_by_customer",
+                      "select count(*) from raw_crm_files.orders", "select count(*) from int.int_orders_costed",
                       "select count(*) from raw_meta.load_batches"):
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             as_bi(warehouse_uri, prefix, forbidden)

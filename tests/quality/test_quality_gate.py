@@ -36,7 +36,7 @@ def test_config_builds_checks_with_severities():
     assert any(c.name == "freshness__raw_crm_files__orders" for c in freshness)
     marts = {s.table: s for s in mart_specs()}
     recon = next(c for c in marts["customer_profitability"].checks if c.name == "revenue_reconciles")
-    assert "int.int_revenue_by_customer" in recon.params["query"]  # the reference is spliced in
+    assert "int.int_orders_costed" in recon.params["query"]  # the reference is spliced in
     severity = load_severity()
     assert severity.of("raw_meta.load_batches.freshness__raw_amocrm__leads") == "warn"
     assert severity.of("marts_build.customer_profitability.revenue_reconciles") == "block"
@@ -80,6 +80,9 @@ def test_broken_batch_and_unreconciled_mart_block(warehouse_uri, tmp_path):
         sample.build_marts(conn, revenue_shift=10.0)  # every customer +10: Σ no longer reconciles
         # rows without a ledger entry: written around RawBatch
         conn.execute("update raw_crm_files.orders set _batch_id = gen_random_uuid() where order_id = 'o4'")
+        # a customer in two jobs, and a whale curve that stops short of 100%
+        conn.execute("insert into marts_build.customer_jobs values ('c1', 'gift', 'Gift', 0.4, 'survey')")
+        conn.execute("update marts_build.whale_curve set cumulative_profit_share = 0.97 where customer_share = 1")
         conn.commit()
 
     result = run_gate(warehouse_uri, SCHEMAS, run_date="2026-11-20", docs_dir=tmp_path / "docs")
@@ -99,5 +102,11 @@ def test_broken_batch_and_unreconciled_mart_block(warehouse_uri, tmp_path):
     assert checks["raw_crm_files.orders.ledger_batches_known"].status == "failed"
     summary = result.summary()
     assert "BLOCKED" in summary and "customer_profitability · revenue_reconciles" in summary
+    assert checks["marts_build.customer_jobs.key_unique"].status == "failed"
+    assert "'c1'" in checks["marts_build.customer_jobs.key_unique"].observed
+    whale = checks["marts_build.whale_curve.ends_at_100_percent"]
+    assert whale.status == "failed" and "0.97 vs expected 1" in whale.observed
+    # Σ segment customers (3) no longer equals the 4 customer_jobs rows
+    assert checks["marts_build.jtbd_segments.customer_shares_sum_to_one"].status == "failed"
     # healthy checks are still reported as passed next to the failures
-    assert checks["marts_build.jtbd_segments.customer_shares_sum_to_one"].status == "passed"
+    assert checks["marts_build.customer_churn.p_alive_range"].status == "passed"

@@ -64,20 +64,22 @@ def build_marts(conn, schema: str = "marts_build", *, revenue_shift: float = 0.0
 
 
 def _int_revenue(conn) -> None:
+    """``int.int_orders_costed``: the won orders the reconciliation check sums."""
     conn.execute("create schema if not exists int")
-    conn.execute("drop table if exists int.int_revenue_by_customer")
-    conn.execute("create table int.int_revenue_by_customer as "
-                 "select customer_id, sum(amount) as revenue, sum(cost) as cost_of_goods "
-                 "from raw_crm_files.orders where status = 'won' group by customer_id")
+    conn.execute("drop table if exists int.int_orders_costed")
+    conn.execute("create table int.int_orders_costed as "
+                 "select order_id as order_key, customer_id, amount as revenue, cost as cost_of_goods "
+                 "from raw_crm_files.orders where status = 'won'")
 
 
 def _profitability(conn, s: sql.Identifier, revenue_shift: float) -> None:
     conn.execute(sql.SQL("""
         create table {s}.customer_profitability as
         with base as (
-            select customer_id, revenue + %s as revenue, cost_of_goods,
+            select customer_id, sum(revenue) + %s as revenue, count(*) as won_orders,
+                   sum(cost_of_goods) as cost_of_goods,
                    50.00::numeric as cost_to_serve, 20.00::numeric as acquisition_cost
-            from int.int_revenue_by_customer
+            from int.int_orders_costed group by customer_id
         ),
         profit as (
             select *, revenue - cost_of_goods - cost_to_serve - acquisition_cost as profit from base
@@ -86,7 +88,9 @@ def _profitability(conn, s: sql.Identifier, revenue_shift: float) -> None:
             select *, profit / nullif(revenue, 0) as margin,
                    row_number() over (order by profit desc, customer_id) as profit_rank,
                    sum(profit) over (order by profit desc, customer_id) / sum(profit) over ()
-                       as cumulative_profit_share
+                       as cumulative_profit_share,
+                   row_number() over (order by profit desc, customer_id)::numeric / count(*) over ()
+                       as customer_share
             from profit
         )
         select *, case when cumulative_profit_share <= 0.8 then 'A'
@@ -95,7 +99,7 @@ def _profitability(conn, s: sql.Identifier, revenue_shift: float) -> None:
     """).format(s=s), (revenue_shift,))
     conn.execute(sql.SQL("""
         create table {s}.whale_curve as
-        select profit_rank::numeric / count(*) over () as customer_share, cumulative_profit_share
+        select profit_rank as point, customer_share, cumulative_profit_share
         from {s}.customer_profitability
     """).format(s=s))
 
@@ -103,19 +107,23 @@ def _profitability(conn, s: sql.Identifier, revenue_shift: float) -> None:
 def _other_marts(conn, s: sql.Identifier) -> None:
     conn.execute(sql.SQL("""
         create table {s}.customer_jobs as
-        select * from (values ('c1', 'home_espresso', 0.9, 'crm,metrica'),
-                              ('c2', 'horeca_restock', 0.95, 'crm'),
-                              ('c3', 'gift', 0.6, 'survey'))
-            as v(customer_id, job_id, confidence, evidence_sources);
-        create table {s}.jtbd_segments as
-        select job_id, count(*) as customers, count(*)::numeric / sum(count(*)) over () as customer_share
-        from {s}.customer_jobs group by job_id;
+        select * from (values ('c1', 'home_espresso', 'Café espresso at home', 0.9, 'crm,metrica'),
+                              ('c2', 'horeca_restock', 'Keep a café stocked', 0.95, 'crm'),
+                              ('c3', 'unassigned', 'Unassigned', 0.0, ''))
+            as v(customer_id, job_id, job_name, confidence, evidence_sources);
         create table {s}.customer_churn as
-        select * from (values ('c1', 1, 30.0, 200.0, 0.85, 0.7, false, 'active', 120.0),
-                              ('c2', 0, 0.0, 150.0, 1.0, 0.4, false, 'active', 300.0),
-                              ('c3', 0, 0.0, 400.0, 0.2, 0.05, true, 'need_disappeared', 0.0))
-            as v(customer_id, x, t_x, t, p_alive, expected_purchases_90d, churn_flag, churn_reason,
-                 retention_budget);
+        select * from (values ('c1', 1, 30.0, 200.0, 0.85, 0.7, false, 'unknown', 'behavioural', 120.0),
+                              ('c2', 0, 0.0, 150.0, 1.0, 0.4, false, 'unknown', 'none', 300.0),
+                              ('c3', 0, 0.0, 400.0, 0.2, 0.05, true, 'need_disappeared', 'none', 0.0))
+            as v(customer_id, x, t_x, t, p_alive, expected_purchases_90d, is_churned, churn_reason_class,
+                 loyalty_type, retention_budget);
+        create table {s}.jtbd_segments as
+        select j.job_id, j.job_name, count(*) as customers, sum(p.revenue) as revenue, sum(p.profit) as profit,
+               avg(case when c.is_churned then 1.0 else 0.0 end) as churn_rate
+        from {s}.customer_jobs j
+        join {s}.customer_profitability p using (customer_id)
+        join {s}.customer_churn c using (customer_id)
+        group by j.job_id, j.job_name;
         create table {s}.customer_360 (
             customer_id text primary key, name text, email text, phone text, birthday date,
             job_id text, revenue numeric, p_alive double precision
