@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import httpx
+import psycopg
 import pytest
 from customer_warehouse.connections import SourceConfig
 from customer_warehouse.emulators.metrica import create_app, write_counter
@@ -21,6 +22,21 @@ FILE_HEADER = [*FIELDS, "ym:s:pageViews"]
 DAY = dt.date(2026, 1, 10)  # the business day; the emulator's today is the day after
 WINDOW = Window.for_day(DAY)
 TZ = "Asia/Yekaterinburg"
+
+
+@pytest.fixture(scope="module")
+def _module_db(make_database) -> str:
+    return make_database("cwmetrica")
+
+
+@pytest.fixture()
+def wh(_module_db):
+    """This module's database, emptied before each test: as isolated as a fresh database per test,
+    without paying for creating and dropping twenty of them."""
+    with psycopg.connect(_module_db) as conn:
+        conn.execute("drop schema if exists raw_metrica, raw_meta cascade")
+        conn.commit()
+        yield conn
 
 
 def _row(day: int, i: int) -> list[str]:
