@@ -194,3 +194,16 @@ def test_surveys_come_in_their_channels_shapes_with_mappings(demo):
         for a in answers:
             assert set(a["answer"]["data"]) <= slugs and "exit_reason" in a["answer"]["data"]
         assert (demo.served / "survey_mappings" / f"{survey['id']}.mapping.yml").exists()
+
+
+def test_metrica_escaping_round_trips_through_a_clickhouse_style_reader():
+    from customer_warehouse.demo.writers.metrica import escape, str_array
+
+    tricky = "a\tb\nc\\d'e"
+    field = escape(tricky)
+    assert "\t" not in field and "\n" not in field
+    unescaped = re.sub(r"\\(.)", lambda m: {"t": "\t", "n": "\n", "r": "\r"}.get(m.group(1), m.group(1)), field)
+    assert unescaped == tricky
+    array = str_array(["it's", "back\\slash"])
+    assert STR_ARRAY.match(array) and array == r"['it\'s','back\\slash']"
+    assert escape("plain") == "plain"
