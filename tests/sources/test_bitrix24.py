@@ -192,6 +192,13 @@ def test_incremental_lookback_and_deleted_deal(data, wh):
     assert deals_in(wh)[7][1] is False
 
 
+def test_history_from_start_date(data, wh):
+    with running(app_for(data)) as url:
+        bitrix24.extract_load(config(url, entities=["deals"], start_date="2026-08-27"), "default", WINDOW, wh)
+    # deals modified on 27 or 28 August: i mod 28 in (26, 27)
+    assert set(deals_in(wh)) == {i for i in range(1, 121) if i % 28 in (26, 27)}
+
+
 def test_malformed_rows_are_quarantined_and_balance(data, wh):
     write(data, "deals", [deal(1, when(2)), "garbage", {"TITLE": "no id", "DATE_MODIFY": when(2)},
                           deal(5, "вчера"), {"ID": "x9", "DATE_MODIFY": when(2)}, deal(6, when(3))])

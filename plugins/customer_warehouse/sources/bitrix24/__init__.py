@@ -7,7 +7,7 @@ Connection (Airflow ``bitrix24_default``): host = the incoming webhook
 
 * ``portals``: several portals — a list of names (``acme`` → ``https://acme.bitrix24.ru``, same
   login/password) or a mapping name → webhook URL; default ``["default"]`` = the connection itself;
-* ``lookback_days`` (2), ``paging`` (``offset`` = start/next with batched pages, or ``cursor``),
+* ``start_date`` (history: only records modified since), ``lookback_days`` (2), ``paging`` (``offset`` = start/next with batched pages, or ``cursor``),
   ``use_batch`` (true), ``history_batch_rows`` (5000 rows per committed history batch),
   ``detect_deleted`` (``deals, contacts, companies``), ``deal_categories`` (pipelines besides the
   default, for ``DEAL_STAGE_<id>``), ``bucket_size`` (50) / ``drain_rate`` (2/s) of the client-side

@@ -5,7 +5,8 @@
   (``crm.deal.userfield.list``) — come whole every run in **one** ``batch`` call; rows no longer
   listed are flagged ``is_deleted``.
 * Deals, contacts, companies, activities:
-  - **history** (no high-water mark, or ``window.full``): every record through the fast ID cursor,
+  - **history** (no high-water mark, or ``window.full``): every record (modified since
+    ``extra.start_date`` when given) through the fast ID cursor,
     committed every ``history_batch_rows`` rows together with the last ID, so a crash resumes after
     the last committed ID and a retry of the same window continues instead of starting over;
   - **incremental**: ``>=DATE_MODIFY`` (activities: ``LAST_UPDATED``) from
@@ -155,6 +156,7 @@ class Settings:
     stage_entities: list[str]
     only: set[str]
     client: dict[str, Any]
+    start_date: dt.date | None = None
 
     @classmethod
     def from_config(cls, cfg: SourceConfig) -> Settings:
@@ -169,6 +171,7 @@ class Settings:
             client={"capacity": float(x.get("bucket_size", 50)), "drain_rate": float(x.get("drain_rate", 2)),
                     "max_retries": int(x.get("max_retries", 6)), "backoff_base": float(x.get("backoff_base", 1.0)),
                     "timeout": float(x.get("timeout", 30)), "use_batch": _bool(x.get("use_batch"), True)},
+            start_date=dt.date.fromisoformat(str(x["start_date"])[:10]) if x.get("start_date") else None,
         )
 
 
@@ -381,7 +384,11 @@ class Run:
         last_id = int(saved["last_id"]) if resume else 0
         if last_id:
             log.info("bitrix24[%s] %s: resuming history after ID %d", self.portal, ent.name, last_id)
-        pages = self.client.cursor_pages(ent.method, {"select": list(ent.select)}, after_id=last_id)
+        params: dict[str, Any] = {"select": list(ent.select)}
+        if self.settings.start_date:
+            since = dt.datetime.combine(self.settings.start_date, dt.time(), ZoneInfo(self.window.tz))
+            params["filter"] = {f">={ent.version_field}": _iso(since)}
+        pages = self.client.cursor_pages(ent.method, params, after_id=last_id)
         done = False
         chunk = 0
         while not done:
