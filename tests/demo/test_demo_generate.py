@@ -6,6 +6,9 @@ import csv
 import datetime as dt
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,8 +32,12 @@ def _jsonl(path: Path):
 
 
 def test_same_seed_scale_and_today_give_the_same_bytes(tmp_path):
+    """One run in this process, one through the CLI in another process with another hash seed."""
     a = generate(tmp_path / "a" / "served", seed=3, scale="tiny", today=TODAY, customers=60, progress=False)
-    b = generate(tmp_path / "b" / "served", seed=3, scale="tiny", today=TODAY, customers=60, progress=False)
+    subprocess.run([sys.executable, "-m", "customer_warehouse.demo", "generate", "--out", str(tmp_path / "b" / "served"),
+                    "--seed", "3", "--scale", "tiny", "--today", TODAY.isoformat(), "--customers", "60", "--quiet"],
+                   check=True, env={**os.environ, "PYTHONHASHSEED": "12345"})
+    b = json.loads((tmp_path / "b" / "served" / "manifest.json").read_text(encoding="utf-8"))
     assert a == b
     for part in ("served", "truth"):
         first, second = _hashes(tmp_path / "a" / part), _hashes(tmp_path / "b" / part)
