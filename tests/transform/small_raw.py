@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 from customer_warehouse.loading import Column, RawBatch, RawTable
+from customer_warehouse.warehouse import WarehouseDSN
+from psycopg.conninfo import conninfo_to_dict
 
 RUN_DATE = dt.date(2026, 11, 20)
 MSK = ZoneInfo("Europe/Moscow")
@@ -282,3 +284,15 @@ def load_small_raw(uri: str) -> None:
     with psycopg.connect(uri) as conn:
         for part in (_amo, _b24, _files, _surveys, _metrica):
             part(conn)
+
+
+MARTS = ["customer_profitability", "whale_curve", "interaction_history", "customer_episodes",
+         "manager_card_completeness", "customer_jobs", "jtbd_segments", "customer_churn", "customer_360",
+         "customer_kpis", "customer_source_keys", "churn_model"]
+
+
+def dsn_from_uri(uri: str) -> WarehouseDSN:
+    info = conninfo_to_dict(uri)
+    return WarehouseDSN(host=info.get("host", "localhost"), port=int(info.get("port", 5432)),
+                        user=info.get("user", "postgres"), password=info.get("password", ""),
+                        dbname=info["dbname"])

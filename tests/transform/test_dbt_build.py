@@ -10,23 +10,9 @@ import psycopg
 import pytest
 from customer_warehouse.transform import bgnbd
 from customer_warehouse.transform.dbt import build_all, run_build
-from customer_warehouse.warehouse import WarehouseDSN
-from psycopg.conninfo import conninfo_to_dict
-from small_raw import EXPECTED_REVENUE, RUN_DATE
+from small_raw import EXPECTED_REVENUE, MARTS, RUN_DATE, dsn_from_uri
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-MARTS = ["customer_profitability", "whale_curve", "interaction_history", "customer_episodes",
-         "manager_card_completeness", "customer_jobs", "jtbd_segments", "customer_churn", "customer_360",
-         "customer_kpis", "customer_source_keys", "churn_model"]
-
-
-def dsn_from_uri(uri: str) -> WarehouseDSN:
-    info = conninfo_to_dict(uri)
-    return WarehouseDSN(host=info.get("host", "localhost"), port=int(info.get("port", 5432)),
-                        user=info.get("user", "postgres"), password=info.get("password", ""),
-                        dbname=info["dbname"])
-
 
 @pytest.fixture(scope="module")
 def built(small_warehouse):
