@@ -13,7 +13,7 @@ import datetime as dt
 import uuid
 
 from customer_warehouse.loading.tables import META_DDL
-from customer_warehouse.publish import roles
+from customer_warehouse.publish import pii, roles
 from customer_warehouse.publish.publisher import PUBLISH_LOG_DDL
 from customer_warehouse.quality.results import OPS_DDL
 from customer_warehouse.serving.status import create_status_view
@@ -84,7 +84,9 @@ def build(conn, prefix: str) -> None:
     _bookkeeping(conn)
     create_status_view(conn, "marts")
     roles.ensure_roles(conn, prefix)
-    roles.apply_grants(conn, prefix, published="marts", pii=PII)
+    personal = pii.deidentify(conn, "marts", "dashboard-test-key")
+    assert personal == PII, personal
+    roles.apply_grants(conn, prefix, published="marts", pii=personal)
     conn.commit()
 
 

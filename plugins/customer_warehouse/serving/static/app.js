@@ -27,10 +27,19 @@
     return (value < 0 && Number(fixed.join(".")) !== 0 ? MINUS : "") + text;
   }
 
+  // axis ticks: 1,5 млн / 300 тыс. (1.5M / 300K) keep long money axes readable
+  function compact(v, lang) {
+    var a = Math.abs(v);
+    if (a >= 1e9) return number(v / 1e9, lang, a % 1e9 ? 1 : 0) + NBSP + (lang === "ru" ? "млрд" : "B");
+    if (a >= 1e6) return number(v / 1e6, lang, a % 1e6 ? 1 : 0) + NBSP + (lang === "ru" ? "млн" : "M");
+    if (a >= 1e4) return number(v / 1e3, lang, 0) + NBSP + (lang === "ru" ? "тыс." : "K");
+    return number(v, lang, Number.isInteger(v) ? 0 : 2);
+  }
+
   function formatter(kind, lang, currency) {
     switch (kind) {
       case "money":
-        return function (v) { return number(v, lang, 0) + NBSP + (SYMBOLS[currency] || currency); };
+        return function (v) { return compact(v, lang) + NBSP + (SYMBOLS[currency] || currency); };
       case "percent":
         return function (v) { return number(v * 100, lang, 0) + (lang === "ru" ? NBSP + "%" : "%"); };
       case "hours":
@@ -96,7 +105,8 @@
     }
     var xFmt = panel.columns[column(panel, c.x)].format;
     var xAxis = panel.category_axis
-      ? { type: "category", data: xValues(panel), axisLabel: { interval: 0, hideOverlap: true, width: 110, overflow: "truncate" } }
+      ? { type: "category", data: xValues(panel),
+          axisLabel: { interval: 0, hideOverlap: true, width: c.horizontal ? 170 : 110, overflow: "truncate" } }
       : { type: "value", min: "dataMin", max: "dataMax", axisLabel: { formatter: formatter(xFmt, lang, currency) } };
     var option = {
       animation: false,
