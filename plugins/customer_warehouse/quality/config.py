@@ -133,7 +133,9 @@ def _freshness_check(schema: str, table: str, sources: list[str], hours: float) 
     query = (
         f"select {_sql_literal(schema + '.' + table)} as raw_table, max(finished_at)::text as observed, "
         f"'loaded within {hours:g} h' as expected from {{batch}} "
-        f"where source in ({names}) and entity = {_sql_literal(table)} and status = 'loaded' "
+        # amoCRM names per-type batches `notes:leads`, `custom_fields:contacts`…
+        f"where source in ({names}) and (entity = {_sql_literal(table)} or entity like {_sql_literal(table + ':%')}) "
+        f"and status = 'loaded' "
         f"having max(finished_at) is null or max(finished_at) < now() - interval '{hours:g} hours'"
     )
     return Check(*LEDGER_TABLE, f"freshness__{schema}__{table}", "sql", {"query": query},
