@@ -56,3 +56,23 @@ def test_no_target_configured_is_a_logged_no_op(caplog):
 def test_redact_masks_listed_secrets_and_bot_tokens():
     text = redact(f"GET https://api.telegram.org/bot{TOKEN}/sendMessage pw=hunter22", ["hunter22"])
     assert TOKEN not in text and "hunter22" not in text
+
+
+def test_airflow_connections_configure_alerts_and_the_hmac_key(monkeypatch):
+    import json
+
+    from customer_warehouse.publish import pii
+
+    for var in ("CW_ALERT_WEBHOOK_URL", "CW_ALERT_TELEGRAM_BOT_URL", "CW_ALERT_TELEGRAM_TOKEN", "CW_ALERT_SMTP_HOST",
+                "CW_PII_HMAC_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AIRFLOW_CONN_ALERTS_DEFAULT", json.dumps({
+        "conn_type": "generic", "password": TOKEN,
+        "extra": {"webhook_url": "http://127.0.0.1:9/hook", "telegram_api_base": "http://127.0.0.1:9",
+                  "telegram_chat_id": -100500}}))
+    monkeypatch.setenv("AIRFLOW_CONN_PII_HMAC_KEY", json.dumps({"conn_type": "generic", "password": "from-conn"}))
+    config = AlertConfig.resolve()
+    assert config.targets == ["webhook", "telegram"]
+    assert config.telegram_bot_url == f"http://127.0.0.1:9/bot{TOKEN}" and config.telegram_chat_id == "-100500"
+    assert TOKEN not in repr(config)
+    assert pii.hmac_key() == "from-conn"
