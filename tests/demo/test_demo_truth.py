@@ -127,9 +127,10 @@ def test_churn_reasons_leave_traces_and_recency_predicts_churn(demo):
     assert set(reasons) == {"need_disappeared", "dissatisfied", "competitor_price"}
     complaints = defaultdict(list)
     for r in rows:
-        complaints[r["churn_reason"] or "alive"].append(int(r["n_complaints"]) > 0)
+        if r["churned_before_today"] == "1":  # a holdout churner's complaint may itself be in the holdout
+            complaints[r["churn_reason"]].append(int(r["n_complaints"]) > 0)
     share = {k: sum(v) / len(v) for k, v in complaints.items()}
-    assert share["dissatisfied"] > 0.9 and share["need_disappeared"] < 0.3
+    assert share["dissatisfied"] == 1.0 and share["need_disappeared"] < 0.3
     # recency alone already ranks churners well (BG/NBD-like dropout)
     today = dt.datetime(2026, 11, 20)
     recency = [(today - dt.datetime.fromisoformat(r["last_purchase_at"])).days for r in rows]

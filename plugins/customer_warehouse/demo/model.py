@@ -552,7 +552,7 @@ class Builder:
             when = deal.closed + dt.timedelta(days=rng.uniform(1, 5))
             self.activity("complaint", when, deal.system, deal.k, True,
                           f"Жалоба: {rng.choice(C.COMPLAINTS)}", rng.randint(60, 900), contact())
-        if deal.system == "amocrm" and rng.random() < 0.1:
+        if deal.system == "amocrm" and rng.random() < 0.25:
             self.activity("preference", deal.closed + dt.timedelta(hours=1), deal.system, deal.k, False,
                           f"Предпочтения: {rng.choice(C.PREFERENCES)}", 0, contact())
         if deal.system == "file" and rng.random() < 0.5:
