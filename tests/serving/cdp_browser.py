@@ -178,6 +178,8 @@ class Tab:
 
     def screenshot(self, path: Path) -> Path:
         """A full-page PNG."""
+        self.browser.send("Emulation.setDeviceMetricsOverride",  # measure at the normal viewport height
+                          {"width": self.width, "height": 900, "deviceScaleFactor": 1, "mobile": False}, self.session)
         height = int(self.evaluate("Math.ceil(document.documentElement.scrollHeight)") or 900)
         self.browser.send("Emulation.setDeviceMetricsOverride",
                           {"width": self.width, "height": min(height, 8000), "deviceScaleFactor": 1,

@@ -20,7 +20,7 @@ from customer_warehouse.serving.pages import load_pages
 from customer_warehouse.serving.status import create_status_view
 from fastapi.testclient import TestClient
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("dashboard_api")]
 NBSP = "\u00a0"
 
 
@@ -156,9 +156,10 @@ def test_data_status_page_reads_the_status_view(client):
                          strict=True))
     assert freshness["metrica"] == pytest.approx(30, abs=0.5)  # the failed newer batch is not freshness
     assert freshness["amocrm"] == pytest.approx(5, abs=0.5)
-    sources = {row[0]: row[1] for row in panel(en, "sources")["text"]}
-    assert sources == {"Yandex Metrica": "Failed", "amoCRM": "Loaded"}
-    assert panel(en, "failed_quality_checks")["text"][0][0] == "customer_churn.p_alive_range"
+    sources = {row[0]: (row[1], row[-2], row[-1]) for row in panel(en, "sources")["text"]}
+    assert sources == {"Yandex Metrica": ("Failed", "0", "0"), "amoCRM": ("Loaded", "120", "2")}
+    assert panel(en, "failed_quality_checks")["text"][0][:2] == ["customer_churn.p_alive_range", "Failed"]
+    assert panel(ru, "failed_quality_checks")["text"][0][1] == "Не пройдена"
 
 
 def test_no_status_view_reads_as_no_status_yet(make_database):

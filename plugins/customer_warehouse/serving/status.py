@@ -20,14 +20,16 @@ quality_check  <table>.<check>             a check of that run that did not pass
                                            severity in detail with observed vs expected
 source         <source>                    status of the newest batch, as_of = last loaded
                                            batch's finished_at, data_until = max interval_end,
-                                           value = hours since as_of, detail = rows loaded /
-                                           quarantined in the 24 h before as_of
+                                           value = hours since as_of, rows_loaded /
+                                           rows_quarantined = in the 24 h before the newest
+                                           batch
 =============  ==========================  ==================================================
 
 Columns: ``kind text, item text, status text, as_of timestamptz, data_until timestamptz,
-value numeric, detail text``. Parts whose source table does not exist are left out, so the view
-can be created on a fresh warehouse. Call :func:`create_status_view` on the build schema inside
-the publish transaction, before the swap, so it is published with the marts it describes.
+value numeric, rows_loaded bigint, rows_quarantined bigint, detail text``. Parts whose source
+table does not exist are left out, so the view can be created on a fresh warehouse. Call
+:func:`create_status_view` on the build schema inside the publish transaction, before the swap,
+so it is published with the marts it describes.
 """
 
 from __future__ import annotations
@@ -38,12 +40,13 @@ VIEW = "data_status"
 
 PUBLISH_PART = """
 select 'publish'::text as kind, 'last_published'::text as item, status, published_at as as_of,
-       run_date::timestamptz as data_until, null::numeric as value, null::text as detail
+       run_date::timestamptz as data_until, null::numeric as value, null::bigint as rows_loaded,
+       null::bigint as rows_quarantined, null::text as detail
 from (select * from ops.publish_log where status = 'published'
       order by published_at desc, publish_id desc limit 1) as last_ok
 union all
-select 'publish', 'last_attempt', status, published_at, run_date::timestamptz, null::numeric,
-       split_part(coalesce(message, ''), E'\\n', 1)
+select 'publish', 'last_attempt', status, published_at, run_date::timestamptz, null::numeric, null::bigint,
+       null::bigint, split_part(coalesce(message, ''), E'\\n', 1)
 from (select * from ops.publish_log order by published_at desc, publish_id desc limit 1) as last_try
 """
 
@@ -53,7 +56,7 @@ select 'quality'::text, 'gate'::text,
             when count(*) filter (where status in ('failed', 'error')) > 0 then 'warnings'
             else 'passed' end,
        max(checked_at), max(run_date)::timestamptz,
-       count(*) filter (where status in ('failed', 'error'))::numeric,
+       count(*) filter (where status in ('failed', 'error'))::numeric, null::bigint, null::bigint,
        format('%s passed, %s failed, %s skipped', count(*) filter (where status = 'passed'),
               count(*) filter (where status in ('failed', 'error')), count(*) filter (where status = 'skipped'))
 from ops.quality_results
@@ -61,7 +64,7 @@ where run_id = (select run_id from ops.quality_results order by checked_at desc 
 having count(*) > 0
 union all
 select 'quality_check', table_name || '.' || check_name, status, checked_at, run_date::timestamptz, null::numeric,
-       format('%s: observed %s, expected %s', severity, coalesce(observed, '—'), coalesce(expected, '—'))
+       null::bigint, null::bigint, format('%s: observed %s, expected %s', severity, coalesce(observed, '—'), coalesce(expected, '—'))
 from ops.quality_results
 where run_id = (select run_id from ops.quality_results order by checked_at desc limit 1)
   and status not in ('passed', 'skipped')
@@ -70,7 +73,7 @@ where run_id = (select run_id from ops.quality_results order by checked_at desc 
 SOURCE_PART = """
 select 'source'::text, source, last_status, last_loaded_at, data_until,
        round(cast(extract(epoch from now() - last_loaded_at) / 3600 as numeric), 1),
-       format('%s rows loaded, %s quarantined in the last 24 h', rows_loaded_24h, rows_quarantined_24h)
+       rows_loaded_24h::bigint, rows_quarantined_24h::bigint, null::text
 from (
     select source,
            (array_agg(status order by coalesce(finished_at, started_at) desc))[1] as last_status,
@@ -91,7 +94,8 @@ PARTS = (("ops.publish_log", PUBLISH_PART), ("ops.quality_results", QUALITY_PART
          ("raw_meta.load_batches", SOURCE_PART))
 
 EMPTY = ("select null::text as kind, null::text as item, null::text as status, null::timestamptz as as_of, "
-         "null::timestamptz as data_until, null::numeric as value, null::text as detail where false")
+         "null::timestamptz as data_until, null::numeric as value, null::bigint as rows_loaded, "
+         "null::bigint as rows_quarantined, null::text as detail where false")
 
 
 def status_view_sql(conn) -> str:

@@ -85,7 +85,9 @@
 
   function valueAxis(panel, names, lang, currency) {
     var fmt = panel.columns[column(panel, names[0])].format;
-    return { type: "value", axisLabel: { formatter: formatter(fmt, lang, currency) }, splitLine: { show: true } };
+    var axis = { type: "value", axisLabel: { formatter: formatter(fmt, lang, currency) }, splitLine: { show: true } };
+    if (fmt === "integer") axis.minInterval = 1;  // counts: no 0,5-customer ticks
+    return axis;
   }
 
   function cartesian(panel, lang, currency) {
