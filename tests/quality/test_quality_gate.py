@@ -110,3 +110,26 @@ def test_broken_batch_and_unreconciled_mart_block(warehouse_uri, tmp_path):
     assert checks["marts_build.jtbd_segments.customer_shares_sum_to_one"].status == "failed"
     # healthy checks are still reported as passed next to the failures
     assert checks["marts_build.customer_churn.p_alive_range"].status == "passed"
+
+
+def test_a_gx_failure_blocks_and_is_recorded(warehouse_uri, tmp_path):
+    import shutil
+
+    from customer_warehouse.paths import expectations_dir
+
+    config_dir = tmp_path / "expectations"
+    shutil.copytree(expectations_dir(), config_dir, ignore=shutil.ignore_patterns("uncommitted"))
+    yml = config_dir / "great_expectations.yml"
+    yml.write_text(yml.read_text().replace("data_docs_sites:", "broken_sites:"))
+    with psycopg.connect(warehouse_uri) as conn:
+        sample.load_orders(conn)
+        sample.build_marts(conn)
+
+    result = run_gate(warehouse_uri, ("marts_build",), config_dir=config_dir, docs_dir=tmp_path / "docs")
+
+    assert not result.passed
+    recon = by_id(result)["marts_build.customer_profitability.revenue_reconciles"]
+    assert recon.status == "error" and recon.observed.startswith("error: GX failed: KeyError")
+    with psycopg.connect(warehouse_uri) as conn:
+        errors = conn.execute("select count(*) from ops.quality_results where status = 'error'").fetchone()[0]
+    assert errors == len([c for c in result.checks if c.status == "error"]) > 10

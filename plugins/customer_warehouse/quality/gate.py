@@ -57,7 +57,12 @@ def run_gate(dsn: Any, schemas: Sequence[str] = DEFAULT_SCHEMAS, *, run_date: dt
         present = _existing_columns(conn, {(s.schema, s.table) for s in specs})
         runnable = _plan(specs, present, severity, result)
         if runnable:
-            outcomes, result.docs_index = _validate_with_gx(uri, runnable, root, docs_dir, result.run_id)
+            try:
+                outcomes, result.docs_index = _validate_with_gx(uri, runnable, root, docs_dir, result.run_id)
+            except Exception as err:  # a GX crash must block (and be recorded), not vanish
+                log.exception("GX validation failed")
+                outcomes = {c.check_id: {"success": False, "result": {}, "error": f"GX failed: {type(err).__name__}: "
+                                         f"{_redact_uri(str(err), uri)}"} for _, checks in runnable for c in checks}
             _collect(runnable, outcomes, severity, result, conn)
         result.seconds = round(time.monotonic() - t0, 2)
         if record_results:
@@ -287,3 +292,10 @@ def _exception(info: Any) -> dict[str, Any]:
         if isinstance(value, dict) and value.get("raised_exception"):
             return value
     return {}
+
+
+def _redact_uri(text: str, uri: str) -> str:
+    from urllib.parse import urlsplit
+
+    password = urlsplit(uri).password
+    return text.replace(password, "***") if password else text
