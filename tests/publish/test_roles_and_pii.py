@@ -61,7 +61,8 @@ def test_loader_writes_raw_transformer_reads_it_bi_sees_neither(wh, prefix):
 def test_pgcrypto_and_python_tokens_agree(wh, in_db):
     wh.execute("create schema m; create table m.c (customer_id text, email text, city text)")
     wh.execute("insert into m.c values ('c1', 'anna@example.ru', 'Москва'), ('c2', null, 'Тула')")
-    assert pii.pii_columns(wh, "m") == {"c": ["email"]}
+    wh.execute("create table m.customer_source_keys (customer_id text, source text, source_key text)")
+    assert pii.pii_columns(wh, "m") == {"c": ["email"], "customer_source_keys": ["source_key"]}
     pii._add_hmac(wh, "m", "c", "email", "k3y", in_db=in_db and pii._pgcrypto(wh))
     pii._view(wh, "m", "c", ["email"], tokenised=True)
     rows = wh.execute("select customer_id, email, city from m.c_deidentified order by 1").fetchall()

@@ -27,13 +27,19 @@ from psycopg import sql
 log = logging.getLogger(__name__)
 
 PII_CONN_ID = "pii_hmac_key"
-#: column names treated as personal data (whole name match, case-insensitive)
+#: column names treated as personal data (whole name match, case-insensitive); ``source_key`` because
+#: customer_source_keys holds e-mails and phone numbers as identity keys. ``CW_PII_COLUMNS`` adds more.
 PII_PATTERN = re.compile(
     r"^(name|full_name|first_name|last_name|middle_name|contact_name|customer_name|email|e_mail|"
     r"respondent_email|phone|phone_number|mobile|respondent_phone|birthday|birth_date|date_of_birth|"
-    r"address|passport)$",
+    r"address|passport|source_key)$",
     re.IGNORECASE,
 )
+
+
+def is_pii(column: str) -> bool:
+    extra = {c.strip().lower() for c in os.environ.get("CW_PII_COLUMNS", "").split(",") if c.strip()}
+    return bool(PII_PATTERN.match(column)) or column.lower() in extra
 SUFFIX = "_hmac"
 VIEW_SUFFIX = "_deidentified"
 
@@ -57,7 +63,7 @@ def pii_columns(conn, schema: str) -> dict[str, list[str]]:
     ).fetchall()
     out: dict[str, list[str]] = {}
     for table, column in rows:
-        if PII_PATTERN.match(column):
+        if is_pii(column):
             out.setdefault(table, []).append(column)
     return out
 
