@@ -136,9 +136,9 @@
     return {
       animation: false,
       tooltip: { trigger: "item", formatter: function (p) { return p.name + ": " + panel.text[p.dataIndex][yi]; } },
-      legend: { type: "scroll", bottom: 0 },
+      legend: { show: false },  // the slices carry their own labels
       series: [{
-        type: "pie", radius: ["35%", "65%"], top: 0, bottom: 28,
+        type: "pie", radius: ["35%", "65%"],
         data: panel.rows.map(function (row, r) { return { name: panel.text[r][xi], value: Number(row[yi]) }; }),
       }],
     };
