@@ -62,6 +62,7 @@ def test_perfect_marts_pass_every_target(demo, make_database):
     assert report["identity"]["match_rate"] == 1.0
     assert report["identity"]["truth_customers_split"] == 0
     assert report["jtbd"]["accuracy"] == 1.0 and report["jtbd"]["coverage"] == 1.0
+    assert report["jtbd"]["prospects"]["customers"] > 0  # leads that never bought: reported apart
     assert report["churn"]["auc"] == 1.0 and report["churn"]["top_decile_precision"] == 1.0
     assert report["churn"]["flag_precision"] == 1.0 and report["churn"]["flag_recall"] == 1.0
     assert report["profitability"]["exact"] is True

@@ -159,3 +159,13 @@ def test_products_carry_the_job(demo):
             votes[owner[("bitrix24_company", deal["COMPANY_ID"])]][product_job[part.rsplit(" x", 1)[0]]] += 1
     right = sum(c.most_common(1)[0][0] == customers[k]["true_job"] for k, c in votes.items())
     assert right / len(votes) > 0.9
+
+
+def test_prospects_are_leads_lost_at_acquisition(demo):
+    customers, keys = _truth(demo)
+    prospects = {k for k, r in customers.items() if r["is_prospect"] == "1"}
+    assert prospects and all(customers[k]["served_purchases"] == "0" for k in prospects)
+    owner = {k["source_key"]: k["customer_key"] for k in keys if k["source"] == "amocrm_contact"}
+    leads = _jsonl(demo.served / "amocrm" / "leads.jsonl")
+    theirs = [lead for lead in leads if owner[str(lead["_embedded"]["contacts"][0]["id"])] in prospects]
+    assert theirs and all(lead["pipeline_id"] == 7_310_001 and lead["status_id"] != 142 for lead in theirs)

@@ -136,6 +136,8 @@ JOB_BY_ID = {job.job_id: job for job in JOBS}
 #: Legacy offline store: a share of amoCRM B2C customers also bought in the showroom before,
 #: and some customers exist only in the store's Excel export.
 FILE_ONLY_SHARE = 0.10
+#: Leads that never convert (a quote, a call, then nothing): the acquisition stage's losses.
+PROSPECT_SHARE = 0.15
 ALSO_FILE_SHARE = 0.18
 
 CITIES: tuple[tuple[str, float], ...] = (

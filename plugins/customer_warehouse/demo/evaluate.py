@@ -6,7 +6,8 @@ Mart customers are matched to truth customers through their identity keys:
 a split or over-merged identity costs accuracy instead of being silently forgiven. Then:
 
 * JTBD — ``marts.customer_jobs(customer_id, job_id, confidence)``, ``job_id = 'unassigned'`` for
-  none: accuracy among assigned truth customers, coverage = assigned / all truth customers;
+  none: accuracy among assigned truth customers, coverage = assigned / truth customers with a
+  served purchase (leads that never bought are reported apart);
 * churn — ``marts.customer_churn(customer_id, p_alive, churn_flag)``: rank AUC of ``1 − p_alive``
   against ``churned_in_holdout`` over truth customers with a served purchase, and precision in
   the top risk decile;
@@ -151,14 +152,20 @@ def _jtbd(truth: dict, best: dict[str, str], rows: list[dict]) -> dict:
         if mart_id not in job_of or conf > job_of[mart_id][1]:
             job_of[mart_id] = (str(r["job_id"]), conf)
     confusion: dict[str, Counter] = defaultdict(Counter)
-    assigned = correct = 0
+    assigned = correct = n = 0
+    prospects = Counter()
     for tkey, row in truth["customers"].items():
         job = job_of.get(best.get(tkey, ""), ("unassigned", 0))[0]
+        if int(row["served_purchases"]) < 1:  # a lead that never bought: reported, not scored
+            prospects["customers"] += 1
+            prospects["assigned"] += job != "unassigned"
+            prospects["correct"] += job == row["true_job"]
+            continue
+        n += 1
         confusion[row["true_job"]][job] += 1
         if job != "unassigned":
             assigned += 1
             correct += job == row["true_job"]
-    n = len(truth["customers"])
     per_job = {}
     for true_job, got in sorted(confusion.items()):
         total = sum(got.values())
@@ -168,7 +175,7 @@ def _jtbd(truth: dict, best: dict[str, str], rows: list[dict]) -> dict:
                              "accuracy_among_assigned": got[true_job] / given if given else None}
     return {"customers": n, "assigned": assigned, "correct": correct,
             "accuracy": correct / assigned if assigned else None, "coverage": assigned / n if n else None,
-            "per_job": per_job, "confusion": {k: dict(sorted(v.items())) for k, v in sorted(confusion.items())}}
+            "prospects": dict(prospects), "per_job": per_job, "confusion": {k: dict(sorted(v.items())) for k, v in sorted(confusion.items())}}
 
 
 def _churn(truth: dict, best: dict[str, str], rows: list[dict]) -> dict:

@@ -159,6 +159,7 @@ class Customer:
     manager: int | str
     satisfaction: str
     price_sensitive: bool
+    prospect: bool = False  # a lead that never became a customer
     devices: list[int] = field(default_factory=list)  # deviceCategory per client slot
     client_ids: list[str] = field(default_factory=list)
     deals: list[Deal] = field(default_factory=list)
@@ -287,7 +288,10 @@ def new_customer(rng: random.Random, index: int, period: Period) -> Customer:
         manager=manager,
         satisfaction=weighted(rng, (("good", 0.72), ("meh", 0.18), ("bad", 0.10))),
         price_sensitive=rng.random() < 0.15,
+        prospect=crm != "file" and rng.random() < C.PROSPECT_SHARE,
     )
+    if customer.prospect:
+        customer.also_file = False  # never bought, so never bought in the store either
     if customer.web:
         customer.devices = [weighted(rng, ((1, 0.55), (2, 0.40), (3, 0.05)))]
         if rng.random() < 0.2:
@@ -334,6 +338,11 @@ def _timeline(rng: random.Random, c: Customer, period: Period) -> list[Attempt]:
         if first >= period.history_days - 1:
             first = period.history_days - 1 - rng.uniform(1, 30)
     first = max(first, 0.0)
+    if c.prospect:  # asked for a quote, never bought: one lost lead in «Продажи», sometimes a retry
+        attempts = [Attempt(first, "lost_price" if c.price_sensitive else "lost_other")]
+        if rng.random() < 0.3:
+            attempts.append(Attempt(first + rng.uniform(20, 120), "lost_other"))
+        return [a for a in attempts if a.day < horizon]
 
     attempts: list[Attempt] = []
     t, n = first, 0
@@ -465,7 +474,7 @@ class Builder:
         for i, a in enumerate(attempts):
             system = _system_for(c, n_won, switch_after)
             closed = business_time(rng, self.period.at(a.day))
-            growth = i > 0
+            growth = n_won > 0  # «Развитие клиентов» holds repeat orders, after a first purchase
             # days from lead to closing; long enough that some deals are still open at `today`
             if c.is_b2b:
                 cycle = rng.uniform(2, 21) if not growth else rng.uniform(1, 7)

@@ -19,7 +19,7 @@ from ..model import Customer, Period
 from .common import money_text
 
 CUSTOMER_COLUMNS = [
-    "customer_key", "true_job", "is_b2b", "crm", "in_crm_files", "web", "city", "sex", "age", "satisfaction",
+    "customer_key", "true_job", "is_b2b", "is_prospect", "crm", "in_crm_files", "web", "city", "sex", "age", "satisfaction",
     "price_sensitive", "first_purchase_at", "last_purchase_at", "served_purchases", "served_revenue",
     "served_cogs", "n_calls", "n_meetings", "n_emails", "n_deliveries", "n_complaints", "n_store_visits", "true_cost_to_serve",
     "churned_before_today", "churned_in_holdout", "churn_date", "churn_reason", "holdout_purchases",
@@ -91,7 +91,7 @@ class TruthWriter:
         # still bought in the holdout was active, whatever happened afterwards.
         churned_in_holdout = churned and not holdout
         return [
-            c.key, c.job.job_id, int(c.is_b2b), c.crm, int(c.file_customer), int(c.web), c.city, c.main.sex,
+            c.key, c.job.job_id, int(c.is_b2b), int(c.prospect), c.crm, int(c.file_customer), int(c.web), c.city, c.main.sex,
             c.main.age, c.satisfaction, int(c.price_sensitive),
             served[0].closed.isoformat(sep=" ") if served else "", served[-1].closed.isoformat(sep=" ") if served else "",
             len(served), money_text(sum(d.amount_kop for d in served)), money_text(sum(d.cogs_kop for d in served)),
