@@ -37,7 +37,13 @@ def ensure_dataset(scale: str, seed: int, today: str | None, regenerate: bool = 
                "--truth", str(truth), "--seed", str(seed), "--scale", scale]
         if today:
             cmd += ["--today", today]
-        subprocess.run(cmd, check=True)
+        log = state_dir(".artifacts") / "demo" / "generate.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        print(f"generating the demo company ({scale}, seed {seed}) → {data}", flush=True)
+        with log.open("w") as out:
+            proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT)
+        if proc.returncode != 0:
+            raise SystemExit(f"demo data generation failed; see {log}")
     return data, truth, json.loads(manifest.read_text(encoding="utf-8"))
 
 
@@ -91,8 +97,14 @@ def run(day: str | None = None, scale: str = "demo", seed: int = 42, regenerate:
 
     data, truth, manifest = ensure_dataset(scale, seed, day, regenerate)
     day = day or manifest["today"]
-    counts = ", ".join(f"{k} {v:,}" for k, v in list(manifest.get("counts", {}).items())[:6])
-    _say(f"demo data: {data} ({counts})", t0)
+    counts = manifest.get("counts", {})
+
+    def total(prefix: str) -> int:
+        return sum(v for k, v in counts.items() if k.startswith(prefix) and isinstance(v, int))
+
+    _say(f"demo data: {data} — amoCRM {total('amocrm/'):,} records, Bitrix24 {total('bitrix24/'):,}, "
+         f"Metrica {total('metrica/'):,} rows, files {total('files/'):,} rows, "
+         f"forms {total('typeform/') + total('yandex_forms/'):,} responses", t0)
 
     from .emulators import stack as emulator_stack
 

@@ -64,6 +64,8 @@ def _embedded() -> WarehouseDSN:
     import pgserver
 
     pgdata = state_dir(".warehouse") / "pgdata"
+    # pgserver narrates every start and exit at INFO; keep our own log line instead
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
     log.info("no %s connection: using the embedded PostgreSQL in %s", WAREHOUSE_CONN_ID, pgdata)
     server = pgserver.get_server(pgdata, cleanup_mode=None)  # keep running between commands
     info = server.get_postmaster_info()
