@@ -65,6 +65,8 @@ def test_good_build_is_published_and_bi_reads_it_deidentified(warehouse_uri, tmp
     assert log_row == [("published", "3")]
 
     assert as_bi(warehouse_uri, prefix, "select sum(revenue) from marts.customer_profitability") == [(3800,)]
+    status = dict(as_bi(warehouse_uri, prefix, "select kind || '/' || item, status from marts.data_status"))
+    assert status.get("publish/last_published") and status.get("quality/gate")
     assert as_bi(warehouse_uri, prefix, "select customer_id, job_id from marts.customer_360 order by 1")[0] == \
         ("c1", "home_espresso")
     deid = as_bi(warehouse_uri, prefix,

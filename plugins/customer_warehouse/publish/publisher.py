@@ -1,7 +1,8 @@
 """Write–audit–publish: make the audited ``marts_build`` the published ``marts`` in one step.
 
 dbt writes into ``marts_build``; the quality gate audits it; ``publish()`` then, only if no
-blocking check failed, in ONE transaction: adds the de-identified columns and views, renames
+blocking check failed, in ONE transaction: adds the de-identified columns and views and the
+dashboard's ``data_status`` view, renames
 ``marts`` → ``marts_prev`` and ``marts_build`` → ``marts``, drops ``marts_prev``, re-applies the
 grants, and records the publication in ``ops.publish_log``. Readers therefore see yesterday's
 marts or today's, never a mix, and a failure at any step rolls back to yesterday's.
@@ -110,6 +111,7 @@ def _swap(conn, gate: GateResult, run_date, build: str, target: str, prefix: str
         roles.ensure_roles(conn, prefix)
         personal = pii.deidentify(conn, build, key)
         counts = _row_counts(conn, build)
+        _status_view(conn, build)
         if _schema_exists(conn, target):
             conn.execute(sql.SQL("alter schema {} rename to {}").format(t, p))
         conn.execute(sql.SQL("alter schema {} rename to {}").format(b, t))
@@ -124,6 +126,15 @@ def _swap(conn, gate: GateResult, run_date, build: str, target: str, prefix: str
         )
     return {"status": "published", "run_id": gate.run_id, "run_date": str(run_date) if run_date else None,
             "row_counts": counts, "deidentified": personal, "warnings": [c.check_id for c in gate.warnings]}
+
+
+def _status_view(conn, schema: str) -> None:
+    """The dashboard's ``data_status`` view travels with the marts it describes (docs/dashboard.md)."""
+    try:
+        from ..serving.status import create_status_view
+    except ImportError:  # a deployment without the dashboard
+        return
+    create_status_view(conn, schema)
 
 
 def _schema_exists(conn, name: str) -> bool:
