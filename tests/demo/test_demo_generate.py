@@ -47,6 +47,25 @@ def test_same_seed_scale_and_today_give_the_same_bytes(tmp_path):
     assert other["amocrm/leads.jsonl"] != _hashes(tmp_path / "a" / "served")["amocrm/leads.jsonl"]
 
 
+def test_worker_processes_give_the_same_bytes_and_ids_stay_unique_across_chunks(tmp_path, monkeypatch):
+    import customer_warehouse.demo.generate as gen
+
+    monkeypatch.setattr(gen, "CHUNK", 25)  # several chunks from few customers
+    generate(tmp_path / "one" / "served", seed=5, today=TODAY, customers=70, progress=False)
+    generate(tmp_path / "two" / "served", seed=5, today=TODAY, customers=70, progress=False, workers=2)
+    for part in ("served", "truth"):
+        assert _hashes(tmp_path / "one" / part) == _hashes(tmp_path / "two" / part)
+    lines = next((tmp_path / "one" / "served" / "metrica").iterdir()).joinpath("visits.tsv").read_text(
+        encoding="utf-8").splitlines()[1:]
+    visit_ids = [line.split("\t")[0] for line in lines]
+    assert len(set(visit_ids)) == len(visit_ids)
+    first_visit = {}
+    for line in lines:
+        fields = line.split("\t")
+        first_visit.setdefault(fields[2], fields[5])
+    assert all(flag == "1" for flag in first_visit.values())  # a ClientID is new on its first visit only
+
+
 def test_chunks_are_independent_so_a_smaller_run_is_a_prefix(tmp_path, demo):
     """Customers are streamed in chunks with their own generators: fewer customers, same first ones."""
     generate(tmp_path / "served", seed=7, scale="tiny", today=TODAY, customers=40, progress=False)

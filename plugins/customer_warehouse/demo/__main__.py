@@ -24,6 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--holdout-days", type=int, default=HOLDOUT_DAYS,
                      help="days after today simulated for the truth only (churn labels)")
     gen.add_argument("--customers", type=int, help="override the scale's number of customers")
+    gen.add_argument("--workers", type=int, default=1,
+                     help="processes rendering chunks (same bytes whatever the number)")
     gen.add_argument("--quiet", action="store_true", help="no progress on stderr")
     ev = sub.add_parser("evaluate", help="score the published marts against the truth")
     ev.add_argument("--truth", required=True, help="truth folder written by generate")
@@ -40,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         from .generate import generate
 
         manifest = generate(args.out, args.truth, seed=args.seed, scale=args.scale, today=args.today,
-                            holdout_days=args.holdout_days, customers=args.customers, progress=not args.quiet)
+                            holdout_days=args.holdout_days, customers=args.customers, progress=not args.quiet,
+                            workers=args.workers)
         if not args.quiet:
             print(json.dumps(manifest["counts"], ensure_ascii=False, indent=2))
         return 0

@@ -14,7 +14,7 @@ from pathlib import Path
 from .. import catalog as C
 from .. import ids
 from ..model import Customer, Deal, Period
-from .common import Jsonl, ulid
+from .common import Sinks, ulid
 
 ACC = C.AMOCRM_ACCOUNT_ID
 BASE = f"https://{C.AMOCRM_ACCOUNT}.amocrm.ru/api/v4"
@@ -62,14 +62,16 @@ def stage_path(deal: Deal, period: Period) -> list[tuple[dt.datetime, int]]:
 
 
 class AmoWriter:
-    def __init__(self, out: Path, period: Period):
+    def __init__(self, out: Path, period: Period, sinks: Sinks | None = None):
         self.period = period
+        sinks = sinks or Sinks()
         d = out / "amocrm"
-        self.files = {name: Jsonl(d / f"{name}.jsonl") for name in (
+        self.files = {name: sinks.jsonl(d / f"{name}.jsonl") for name in (
             "leads", "contacts", "companies", "events", "tasks", "notes_leads", "notes_contacts",
             "notes_companies", "deleted_leads", "users", "pipelines", "loss_reasons",
             "custom_fields_leads", "custom_fields_contacts", "custom_fields_companies")}
-        self._settings()
+        if sinks.real:
+            self._settings()
 
     # -- account settings --
 

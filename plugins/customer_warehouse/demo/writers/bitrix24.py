@@ -14,7 +14,7 @@ from pathlib import Path
 from .. import catalog as C
 from .. import ids
 from ..model import Customer, Deal, Period
-from .common import Jsonl, money_text
+from .common import Sinks, money_text
 
 OPEN_STAGES = ("NEW", "PREPARATION", "PREPAYMENT_INVOICE", "EXECUTING", "FINAL_INVOICE")
 ACTIVITY_TYPES = {  # kind → (TYPE_ID, PROVIDER_ID, PROVIDER_TYPE_ID)
@@ -36,12 +36,14 @@ def _multi(field_id: int, value: str, value_type: str, type_id: str) -> dict:
 
 
 class B24Writer:
-    def __init__(self, out: Path, period: Period):
+    def __init__(self, out: Path, period: Period, sinks: Sinks | None = None):
         self.period = period
+        sinks = sinks or Sinks()
         d = out / "bitrix24"
-        self.files = {name: Jsonl(d / f"{name}.jsonl") for name in (
+        self.files = {name: sinks.jsonl(d / f"{name}.jsonl") for name in (
             "deals", "contacts", "companies", "activities", "deal_stages", "deal_userfields", "users")}
-        self._settings()
+        if sinks.real:
+            self._settings()
 
     def _settings(self) -> None:
         for i, (status_id, name, sort, semantics) in enumerate(C.B24_STAGES):

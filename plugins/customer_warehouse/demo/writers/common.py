@@ -3,6 +3,10 @@
 Files are written line by line so no scale holds a whole source in memory. Where a source must be
 ordered by time but customers are generated one after another (Metrica visits, survey answers),
 :class:`TimeSorted` spills lines into weekly bucket files and sorts one bucket at a time on close.
+
+Writers get their files from a :class:`Sinks`. In a worker process (``generate --workers N``) they
+get a :class:`RecordingSinks` instead: the rendered lines of one chunk are recorded, sent to the
+main process and replayed there in chunk order, so the bytes never depend on the worker count.
 """
 
 from __future__ import annotations
@@ -35,7 +39,10 @@ class Jsonl:
         self.rows = 0
 
     def write(self, obj) -> None:
-        self.fh.write(dumps(obj))
+        self.write_line(dumps(obj))
+
+    def write_line(self, line: str) -> None:
+        self.fh.write(line)
         self.fh.write("\n")
         self.rows += 1
 
@@ -47,11 +54,12 @@ class Jsonl:
 class RuCsv:
     """A Russian-locale Excel CSV: cp1251, ``;``, CRLF line ends, every value as text."""
 
-    def __init__(self, path: Path, header: list[str]):
+    def __init__(self, path: Path, header: list[str], *, encoding: str = "cp1251", delimiter: str = ";",
+                 eol: str = "\r\n"):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.fh = path.open("w", encoding="cp1251", newline="")
-        self.writer = csv.writer(self.fh, delimiter=";", lineterminator="\r\n")
+        self.fh = path.open("w", encoding=encoding, newline="")
+        self.writer = csv.writer(self.fh, delimiter=delimiter, lineterminator=eol)
         self.writer.writerow(header)
         self.rows = 0
 
@@ -99,12 +107,16 @@ class TimeSorted:
         self.rows = 0
 
     def add(self, when: dt.datetime, tiebreak: int, line: str) -> None:
-        week = max((when.date() - self.start).days // 7, 0)
+        self.add_keyed(str(when)[:19], tiebreak, line)
+
+    def add_keyed(self, moment: str, tiebreak: int, line: str) -> None:
+        """``moment`` is ``YYYY-MM-DD HH:MM:SS``."""
+        week = max((dt.date.fromisoformat(moment[:10]) - self.start).days // 7, 0)
         fh = self.buckets.get(week)
         if fh is None:
             fh = (self.tmp / f"{week:05d}").open("w", encoding="utf-8", newline="\n")
             self.buckets[week] = fh
-        fh.write(f"{str(when)[:19]}\t{tiebreak:020d}\t{line}\n")
+        fh.write(f"{moment}\t{tiebreak:020d}\t{line}\n")
         self.rows += 1
 
     def close(self) -> int:
@@ -124,3 +136,69 @@ class TimeSorted:
         shutil.rmtree(self.tmp)
         self.buckets = {}
         return self.rows
+
+
+class Sinks:
+    """Opens the real files; writers ask it for every file they write."""
+
+    real = True
+
+    def __init__(self):
+        self.opened: dict[str, object] = {}
+
+    def _keep(self, path: Path, sink):
+        self.opened[str(path)] = sink
+        return sink
+
+    def jsonl(self, path: Path) -> Jsonl:
+        return self._keep(path, Jsonl(path))
+
+    def csv(self, path: Path, header: list[str], **kwargs) -> RuCsv:
+        return self._keep(path, RuCsv(path, header, **kwargs))
+
+    def time_sorted(self, path: Path, header: str | None, start: dt.date, **kwargs) -> TimeSorted:
+        return self._keep(path, TimeSorted(path, header, start, **kwargs))
+
+    def replay(self, recorded: dict[str, tuple[str, list]]) -> None:
+        """Write what a :class:`RecordingSinks` recorded, in the order it was recorded."""
+        for path, (kind, items) in recorded.items():
+            sink = self.opened[path]
+            if kind == "jsonl":
+                for line in items:
+                    sink.write_line(line)
+            elif kind == "csv":
+                for row in items:
+                    sink.write(row)
+            else:
+                for moment, tiebreak, line in items:
+                    sink.add_keyed(moment, tiebreak, line)
+
+
+class _Recorder:
+    def __init__(self, kind: str):
+        self.kind, self.items = kind, []
+        self.rows = 0
+
+    def write(self, obj) -> None:
+        self.items.append(dumps(obj) if self.kind == "jsonl" else list(obj))
+
+    def add(self, when: dt.datetime, tiebreak: int, line: str) -> None:
+        self.items.append((str(when)[:19], tiebreak, line))
+
+
+class RecordingSinks(Sinks):
+    """Records rendered lines instead of writing files (for worker processes)."""
+
+    real = False
+
+    def jsonl(self, path: Path):
+        return self._keep(path, _Recorder("jsonl"))
+
+    def csv(self, path: Path, header: list[str], **kwargs):
+        return self._keep(path, _Recorder("csv"))
+
+    def time_sorted(self, path: Path, header: str | None, start: dt.date, **kwargs):
+        return self._keep(path, _Recorder("sorted"))
+
+    def recorded(self) -> dict[str, tuple[str, list]]:
+        return {path: (r.kind, r.items) for path, r in self.opened.items() if r.items}

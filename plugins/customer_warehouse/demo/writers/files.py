@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .. import ids
 from ..model import Customer, Period
-from .common import RuCsv, ru_date, ru_datetime, ru_money
+from .common import RuCsv, Sinks, ru_date, ru_datetime, ru_money
 
 KINDS = {"call": ("звонок", "телефон"), "meeting": ("встреча", "шоурум"),
          "complaint": ("жалоба", "телефон"), "store_visit": ("визит", "шоурум")}
@@ -22,14 +22,15 @@ CPC = {"yandex": 38.0, "vk": 22.0}
 
 
 class FilesWriter:
-    def __init__(self, out: Path, period: Period, seed: int):
+    def __init__(self, out: Path, period: Period, seed: int, sinks: Sinks | None = None):
         self.period, self.seed = period, seed
+        sinks = sinks or Sinks()
         d = out / "files" / "crm"
         self.dir = d
-        self.orders = RuCsv(d / "orders.csv", ["order_id", "customer_id", "ordered_at", "amount", "status",
+        self.orders = sinks.csv(d / "orders.csv", ["order_id", "customer_id", "ordered_at", "amount", "status",
                                                "product", "quantity", "cost", "manager"])
-        self.customers = RuCsv(d / "customers.csv", ["customer_id", "name", "email", "phone", "city", "type"])
-        self.interactions = RuCsv(d / "interactions.csv", ["interaction_id", "customer_id", "occurred_at",
+        self.customers = sinks.csv(d / "customers.csv", ["customer_id", "name", "email", "phone", "city", "type"])
+        self.interactions = sinks.csv(d / "interactions.csv", ["interaction_id", "customer_id", "occurred_at",
                                                            "channel", "kind", "manager", "note"])
 
     def customer(self, c: Customer) -> None:

@@ -16,7 +16,7 @@ from urllib.parse import quote
 from .. import catalog as C
 from .. import ids
 from ..model import Anonymous, Customer, Period, Visit
-from .common import Jsonl, TimeSorted, dumps
+from .common import Jsonl, Sinks, dumps
 
 FIELDS = ("visitID", "counterID", "clientID", "dateTime", "date", "isNewUser", "startURL", "endURL",
           "pageViews", "visitDuration", "bounce", "goalsID", "goalsDateTime", "purchaseID",
@@ -66,10 +66,17 @@ def referer(v: Visit) -> str:
 
 
 class MetricaWriter:
-    def __init__(self, out: Path, period: Period):
+    def __init__(self, out: Path, period: Period, sinks: Sinks | None = None):
         self.period = period
+        sinks = sinks or Sinks()
         self.dir = out / "metrica" / str(C.COUNTER_ID)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.visits = sinks.time_sorted(self.dir / "visits.tsv", HEADER, period.start)
+        self.phrases: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+        self.ad_clicks: dict[tuple, int] = defaultdict(int)
+        if sinks.real:
+            self._counter()
+
+    def _counter(self) -> None:
         (self.dir / "counter.json").write_text(dumps({
             "id": C.COUNTER_ID, "name": C.COUNTER_NAME, "site": C.SITE.removeprefix("https://"),
             "timezone": C.TIMEZONE, "currency": C.CURRENCY,
@@ -77,9 +84,14 @@ class MetricaWriter:
                       {"id": C.GOAL_CALLBACK, "name": "Заказ обратного звонка", "type": "action"},
                       {"id": C.GOAL_CART, "name": "Добавление в корзину", "type": "action"}]}) + "\n",
             encoding="utf-8")
-        self.visits = TimeSorted(self.dir / "visits.tsv", HEADER, period.start)
-        self.phrases: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
-        self.ad_clicks: dict[tuple, int] = defaultdict(int)
+
+    def merge(self, phrases: dict, ad_clicks: dict) -> None:
+        """Add a worker's aggregates (sums, so the order of chunks does not matter)."""
+        for key, (n_visits, n_users) in phrases.items():
+            self.phrases[key][0] += n_visits
+            self.phrases[key][1] += n_users
+        for key, clicks in ad_clicks.items():
+            self.ad_clicks[key] += clicks
 
     def customer(self, c: Customer) -> None:
         if c.visits:

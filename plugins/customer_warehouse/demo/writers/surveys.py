@@ -26,7 +26,7 @@ import yaml
 from .. import catalog as C
 from .. import ids
 from ..model import Customer, Period, SurveyResponse
-from .common import TimeSorted, dumps
+from .common import Sinks, dumps
 
 NPS_FORM = "nps_2025"
 TYPEFORM_FORM = "Zp7Purps"
@@ -61,20 +61,23 @@ def _csv_line(values: list) -> str:
 
 
 class SurveyWriter:
-    def __init__(self, out: Path, period: Period):
+    def __init__(self, out: Path, period: Period, sinks: Sinks | None = None):
         self.period = period
         self.out = out
+        sinks = sinks or Sinks()
         start = period.start
         nps_dir = out / "files" / "surveys"
         tf_dir = out / "typeform" / TYPEFORM_FORM
         ya_dir = out / "yandex_forms" / YANDEX_FORM
         maps = out / "survey_mappings"
-        for d in (nps_dir, tf_dir, ya_dir, maps):
-            d.mkdir(parents=True, exist_ok=True)
-        self.nps = TimeSorted(nps_dir / "nps.csv", _csv_line(NPS_HEADER), start, encoding="cp1251", eol="\r\n")
-        self.typeform = TimeSorted(tf_dir / "responses.jsonl", None, start)
-        self.yandex = TimeSorted(ya_dir / "answers.jsonl", None, start)
-        self._forms(nps_dir, tf_dir, ya_dir, maps)
+        if sinks.real:
+            for d in (nps_dir, tf_dir, ya_dir, maps):
+                d.mkdir(parents=True, exist_ok=True)
+            self._forms(nps_dir, tf_dir, ya_dir, maps)
+        self.nps = sinks.time_sorted(nps_dir / "nps.csv", _csv_line(NPS_HEADER), start, encoding="cp1251",
+                                     eol="\r\n")
+        self.typeform = sinks.time_sorted(tf_dir / "responses.jsonl", None, start)
+        self.yandex = sinks.time_sorted(ya_dir / "answers.jsonl", None, start)
 
     def _forms(self, nps_dir: Path, tf_dir: Path, ya_dir: Path, maps: Path) -> None:
         def dump(path: Path, data) -> None:

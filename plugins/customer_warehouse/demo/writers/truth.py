@@ -8,7 +8,6 @@ holds won revenue per source to the kopeck. Plain UTF-8 CSV: this is for the eva
 
 from __future__ import annotations
 
-import csv
 import json
 from collections import Counter
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 from .. import catalog as C
 from .. import ids
 from ..model import Customer, Period
-from .common import money_text
+from .common import Sinks, money_text
 
 CUSTOMER_COLUMNS = [
     "customer_key", "true_job", "is_b2b", "is_prospect", "crm", "in_crm_files", "web", "city", "sex", "age", "satisfaction",
@@ -28,15 +27,12 @@ CUSTOMER_COLUMNS = [
 
 
 class TruthWriter:
-    def __init__(self, truth: Path, period: Period):
-        truth.mkdir(parents=True, exist_ok=True)
+    def __init__(self, truth: Path, period: Period, sinks: Sinks | None = None):
+        sinks = sinks or Sinks()
         self.dir, self.period = truth, period
-        self.cfh = (truth / "customers.csv").open("w", encoding="utf-8", newline="")
-        self.kfh = (truth / "keys.csv").open("w", encoding="utf-8", newline="")
-        self.customers = csv.writer(self.cfh, lineterminator="\n")
-        self.keys = csv.writer(self.kfh, lineterminator="\n")
-        self.customers.writerow(CUSTOMER_COLUMNS)
-        self.keys.writerow(["customer_key", "source", "source_key"])
+        plain = {"encoding": "utf-8", "delimiter": ",", "eol": "\n"}
+        self.customers = sinks.csv(truth / "customers.csv", CUSTOMER_COLUMNS, **plain)
+        self.keys = sinks.csv(truth / "keys.csv", ["customer_key", "source", "source_key"], **plain)
         self.revenue: Counter = Counter()
         self.won: Counter = Counter()
         self.n_customers = self.n_keys = 0
@@ -69,10 +65,10 @@ class TruthWriter:
         if c.is_b2b:
             keys.append(("phone", ids.phone_digits(c.index * ids.CONTACTS_PER_CUSTOMER + 3)))
         for source, key in keys:
-            self.keys.writerow([c.key, source, key])
+            self.keys.write([c.key, source, key])
         self.n_keys += len(keys)
         self.n_customers += 1
-        self.customers.writerow(self._row(c))
+        self.customers.write(self._row(c))
 
     def _row(self, c: Customer) -> list:
         today, end = self.period.today_dt, self.period.holdout_end_dt
@@ -102,9 +98,16 @@ class TruthWriter:
             c.churn_reason or "", len(holdout), money_text(sum(d.amount_kop for d in holdout)),
         ]
 
+    def merge(self, revenue: Counter, won: Counter, n_customers: int, n_keys: int) -> None:
+        """Add a worker's totals."""
+        self.revenue.update(revenue)
+        self.won.update(won)
+        self.n_customers += n_customers
+        self.n_keys += n_keys
+
     def close(self, extra: dict | None = None) -> dict[str, int]:
-        self.cfh.close()
-        self.kfh.close()
+        self.customers.close()
+        self.keys.close()
         sources = {"amocrm": "amocrm", "bitrix24": "bitrix24", "file": "crm_files"}
         reconciliation = {
             "currency": C.CURRENCY,
