@@ -315,3 +315,31 @@ def test_transport_errors_and_5xx_are_retried_boundedly(data, wh):
         assert wh.execute("select count(*) from raw_amocrm.users").fetchone()[0] == 1
         with pytest.raises(amocrm.AmoError, match="503 after 3 attempts"):
             amocrm.extract_load(config(url, entities=["contacts"], max_retries=2), "default", WINDOW, wh)
+
+
+def test_rotated_refresh_token_survives_a_failed_batch(data, wh):
+    """The refresh happens inside a batch that then fails: its data rolls back, the new pair must not."""
+    app = app_for(data, refresh_token="r0")
+    app.state.amo.expire_access_tokens()
+    app.state.faults.add(path="^/api/v4/leads$", status=400, after=1, times=1)  # the request after the refresh
+    oauth = {"client_id": "demo-client", "client_secret": "demo-secret", "refresh_token": "r0"}
+    with running(app) as url:
+        with pytest.raises(amocrm.AmoError, match="HTTP 400"):
+            amocrm.extract_load(config(url, entities=["leads"], **oauth), "default", WINDOW, wh)
+    assert wh.execute("select to_regclass('raw_amocrm.leads')").fetchone()[0] is None  # rolled back
+    issued = app.state.amo.refreshes[0]["issued"]
+    assert get_state(wh, "amocrm", "default", "oauth")["refresh_token"] == issued
+
+
+def test_request_throttle_never_allows_more_than_rate_in_a_period():
+    """Deterministic: a fake clock; 30 acquisitions, any window of 1.1 s holds at most 7."""
+    now = [0.0]
+    throttle = amocrm.RequestThrottle(7, per=1.0, margin=0.1, clock=lambda: now[0],
+                                      sleep=lambda s: now.__setitem__(0, now[0] + s))
+    sent = []
+    for _ in range(30):
+        throttle.acquire()
+        sent.append(now[0])
+        now[0] += 0.01  # the request itself
+    assert max(sum(1 for u in sent[i:] if u - t < 1.1 - 1e-9) for i, t in enumerate(sent)) == 7
+    assert sent[7] >= sent[0] + 1.1 - 1e-9

@@ -286,3 +286,21 @@ def test_wrong_secret_fails_clearly(data, wh):
     with running(app) as url:
         with pytest.raises(bitrix24.Bitrix24AuthError, match="expired_token"):
             bitrix24.extract_load(config(url, entities=["deals"]), "default", WINDOW, wh)
+
+
+def test_leaky_bucket_mirror_keeps_below_the_portal_bucket():
+    """Deterministic: a fake clock; the client never fills the portal's bucket of 50 at 2/s."""
+    now = [0.0]
+    bucket = bitrix24.LeakyBucket(50, 2.0, headroom=2, clock=lambda: now[0],
+                                  sleep=lambda s: now.__setitem__(0, now[0] + s))
+    portal = emulator.B24State(SECRET, 50, 2.0, last=0.0)
+    admitted = []
+    for _ in range(120):
+        bucket.acquire()
+        # the portal sees the request at the same instant
+        portal.level = max(0.0, portal.level - (now[0] - portal.last) * portal.drain_rate)
+        portal.last = now[0]
+        admitted.append(portal.level + 1 <= portal.bucket_size)
+        portal.level += 1
+    assert all(admitted)
+    assert now[0] == pytest.approx((120 - 48) / 2.0)  # the first 48 go at once, then 2 a second

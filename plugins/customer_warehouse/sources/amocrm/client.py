@@ -26,6 +26,7 @@ import httpx
 log = logging.getLogger(__name__)
 
 PAGE_LIMIT = 250
+_EPSILON = 1e-6  # a sleep of exactly the computed wait may end a rounding error short
 EVENTS_PAGE_LIMIT = 100
 
 
@@ -62,7 +63,7 @@ class RequestThrottle:
         with self._lock:
             while True:
                 now = self.clock()
-                while self._sent and now - self._sent[0] >= self.period:
+                while self._sent and now - self._sent[0] >= self.period - _EPSILON:
                     self._sent.popleft()
                 if len(self._sent) < self.capacity:
                     self._sent.append(now)

@@ -63,7 +63,7 @@ class LeakyBucket:
                 now = self.clock()
                 self.level = max(0.0, self.level - (now - self.last) * self.rate)
                 self.last = now
-                if self.level + 1 <= self.capacity:
+                if self.level + 1 <= self.capacity + 1e-6:  # a sleep may end a rounding error short
                     self.level += 1
                     return
                 self.sleep((self.level + 1 - self.capacity) / self.rate)
