@@ -304,3 +304,30 @@ def test_leaky_bucket_mirror_keeps_below_the_portal_bucket():
         portal.level += 1
     assert all(admitted)
     assert now[0] == pytest.approx((120 - 48) / 2.0)  # the first 48 go at once, then 2 a second
+
+
+def test_reset_and_truncated_answers_are_retried(data, wh):
+    app = app_for(data)
+    app.state.faults.add(path=r"/batch", reset=True, times=1)
+    app.state.faults.add(path=r"crm\.deal\.list", truncate=20, times=1)
+    with running(app) as url:
+        bitrix24.extract_load(config(url, entities=["deals"]), "default", WINDOW, wh)
+    assert len(app.state.faults.log) == 2
+    assert len(deals_in(wh)) == 120
+    assert wh.execute("select count(*) from raw_bitrix24.deals where is_deleted").fetchone()[0] == 0
+
+
+def test_an_implausible_mass_deletion_is_refused_and_reported(data, wh):
+    with running(app_for(data)) as url:
+        bitrix24.extract_load(config(url, entities=["deals"]), "default", WINDOW, wh)
+        wh.commit()
+        write(data, "deals", deals(30))  # 90 of 120 deals "gone": more likely a broken listing
+        results = bitrix24.extract_load(config(url, entities=["deals"]), "default", NEXT_WINDOW, wh)
+        assert sum(1 for _, d in deals_in(wh).values() if d) == 0
+        detail = wh.execute("select detail from raw_meta.load_batches where batch_id = %s",
+                            (results[0].batch_id,)).fetchone()[0]
+        assert detail["deletion_guard"] == {"would_flag": 90, "live": 120}
+        wh.commit()
+        # an operator who confirms the mass deletion raises the share
+        bitrix24.extract_load(config(url, entities=["deals"], max_deleted_share=1), "default", NEXT_WINDOW, wh)
+    assert sum(1 for _, d in deals_in(wh).values() if d) == 90

@@ -9,7 +9,7 @@ Connection (Airflow ``bitrix24_default``): host = the incoming webhook
   login/password) or a mapping name → webhook URL; default ``["default"]`` = the connection itself;
 * ``start_date`` (history: only records modified since), ``lookback_days`` (2), ``paging`` (``offset`` = start/next with batched pages, or ``cursor``),
   ``use_batch`` (true), ``history_batch_rows`` (5000 rows per committed history batch),
-  ``detect_deleted`` (``deals, contacts, companies``), ``deal_categories`` (pipelines besides the
+  ``detect_deleted`` (``deals, contacts, companies``), ``max_deleted_share`` (0.5: refuse to flag more), ``deal_categories`` (pipelines besides the
   default, for ``DEAL_STAGE_<id>``), ``bucket_size`` (50) / ``drain_rate`` (2/s) of the client-side
   throttle, ``max_retries`` (6), ``backoff_base`` (1 s), ``timeout`` (30 s), ``entities``.
 

@@ -16,7 +16,9 @@
     identical tables.
 * Deleted records are not listed by Bitrix24: after each load of deals, contacts and companies
   the full ID set (``select: [ID]``, ranged batches) is compared with the table; IDs gone from the
-  portal get ``is_deleted = true`` (and back to false if they reappear).
+  portal get ``is_deleted = true`` (and back to false if they reappear). A listing that would flag
+  more than ``max_deleted_share`` (half) of the live records is refused and reported instead: a
+  lost page must not read as a mass deletion.
 
 Records that are not objects, lack an integer ``ID`` or have an unreadable ``DATE_MODIFY`` are
 quarantined with the reason. The ledger detail reports ``UF_*`` fields with no definition in
@@ -157,6 +159,7 @@ class Settings:
     only: set[str]
     client: dict[str, Any]
     start_date: dt.date | None = None
+    max_deleted_share: float = 0.5
 
     @classmethod
     def from_config(cls, cfg: SourceConfig) -> Settings:
@@ -172,6 +175,7 @@ class Settings:
                     "max_retries": int(x.get("max_retries", 6)), "backoff_base": float(x.get("backoff_base", 1.0)),
                     "timeout": float(x.get("timeout", 30)), "use_batch": _bool(x.get("use_batch"), True)},
             start_date=dt.date.fromisoformat(str(x["start_date"])[:10]) if x.get("start_date") else None,
+            max_deleted_share=float(x.get("max_deleted_share", 0.5)),
         )
 
 
@@ -272,6 +276,15 @@ def _known_userfields(conn, portal: str) -> set[str]:
     rows = conn.execute("select record->>'FIELD_NAME' from raw_bitrix24.deal_userfields where portal = %s "
                         "and not is_deleted", (portal,)).fetchall()
     return {r[0] for r in rows if r[0]}
+
+
+def would_delete(conn, table: RawTable, portal: str, listed: Iterable[int]) -> tuple[int, int]:
+    """(rows that would be flagged deleted, live rows) — for the mass-deletion guard."""
+    target = sql.Identifier(SCHEMA, table.name)
+    row = conn.execute(sql.SQL("select count(*) filter (where id <> all(%s)), count(*) from {} "
+                               "where portal = %s and not is_deleted").format(target),
+                       (sorted(set(listed)), portal)).fetchone()
+    return row[0], row[1]
 
 
 def mark_deleted(conn, table: RawTable, portal: str, listed: Iterable[int]) -> tuple[int, int]:
@@ -418,6 +431,14 @@ class Run:
             return
         landing.flush()
         listed = self.client.list_ids(ent.method)
+        missing, live = would_delete(self.conn, landing.table, self.portal, listed)
+        if missing > 10 and missing > self.settings.max_deleted_share * live:
+            # an ID listing that lost pages would wipe live records: refuse, loudly, keep the load
+            log.error("bitrix24[%s] %s: %d of %d records would be flagged deleted (> %.0f%%); not flagging — "
+                      "check the portal, or raise extra.max_deleted_share for a real mass deletion",
+                      self.portal, ent.name, missing, live, 100 * self.settings.max_deleted_share)
+            landing.batch.detail.update(ids_listed=len(listed), deletion_guard={"would_flag": missing, "live": live})
+            return
         flagged, restored = mark_deleted(self.conn, landing.table, self.portal, listed)
         landing.batch.detail.update(ids_listed=len(listed), flagged_deleted=flagged, restored=restored)
         if flagged:
