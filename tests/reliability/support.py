@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
-
 from customer_warehouse.connections import SourceConfig
 from customer_warehouse.emulators import stack as emulator_stack
 from customer_warehouse.emulators.server import BackgroundServer
 from customer_warehouse.loading.tables import META_COLUMNS
 from customer_warehouse.sources import Window, module
+from psycopg import sql
 
 REPO = Path(__file__).resolve().parents[2]
 FAULTS_LOG = REPO / ".artifacts" / "reliability" / "faults.jsonl"
