@@ -29,10 +29,27 @@ def dataset_dirs(scale: str, seed: int) -> tuple[Path, Path]:
     return root / "data", root / "truth"
 
 
+def generator_fingerprint() -> str:
+    """A hash of the generator's code: data made by an older generator is made again."""
+    import hashlib
+
+    from . import demo
+
+    digest = hashlib.sha1()
+    for path in sorted(Path(demo.__file__).parent.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def ensure_dataset(scale: str, seed: int, today: str | None, regenerate: bool = False) -> tuple[Path, Path, dict]:
     data, truth = dataset_dirs(scale, seed)
     manifest = data / "manifest.json"
-    if regenerate or not manifest.exists():
+    stamp = data.parent / "generator.sha1"
+    fingerprint = generator_fingerprint()
+    current = stamp.exists() and stamp.read_text().strip() == fingerprint
+    if today and manifest.exists() and json.loads(manifest.read_text(encoding="utf-8")).get("today") != today:
+        current = False
+    if regenerate or not manifest.exists() or not current:
         cmd = [sys.executable, "-m", "customer_warehouse.demo", "generate", "--out", str(data),
                "--truth", str(truth), "--seed", str(seed), "--scale", scale]
         if today:
@@ -44,6 +61,7 @@ def ensure_dataset(scale: str, seed: int, today: str | None, regenerate: bool = 
             proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT)
         if proc.returncode != 0:
             raise SystemExit(f"demo data generation failed; see {log}")
+        stamp.write_text(fingerprint)
     return data, truth, json.loads(manifest.read_text(encoding="utf-8"))
 
 

@@ -19,6 +19,10 @@ log = logging.getLogger(__name__)
 DEMO_TOKEN = "demo-token"  # emulator-only credentials; real ones come from Airflow connections
 DEMO_B24_SECRET = "demo-secret"
 
+# A small counter's logs fit a year per request in the real API; the emulator's default of 31 days
+# exercises splitting in tests, the demo should not wait on it.
+DEMO_OPTIONS: dict[str, dict] = {"metrica": {"max_days_per_request": 366, "processing_seconds": 0.1}}
+
 EMULATORS = {  # source name → emulator module
     "metrica": "customer_warehouse.emulators.metrica",
     "amocrm": "customer_warehouse.emulators.amocrm",
@@ -54,7 +58,7 @@ class Stack:
         if "metrica" in urls:
             conns["yandex_metrica_default"] = {
                 "conn_type": "http", "host": urls["metrica"], "password": DEMO_TOKEN,
-                "extra": {"counter_ids": m.get("counters", []), "start_date": start},
+                "extra": {"counter_ids": m.get("counters", []), "start_date": start, "poll_interval": 0.5},
             }
         if "amocrm" in urls:
             conns["amocrm_default"] = {
@@ -92,7 +96,7 @@ def start(data_dir: Path, only: list[str] | None = None) -> Stack:
             log.info("emulator %s: no data in %s, not started", name, data_dir / name)
             continue
         # each emulator takes its notion of "today" from the manifest itself
-        app = importlib.import_module(mod).create_app(data_dir)
+        app = importlib.import_module(mod).create_app(data_dir, **DEMO_OPTIONS.get(name, {}))
         stack.servers[name] = BackgroundServer(app).start()
         log.info("emulator %s listening on %s", name, stack.servers[name].url)
     return stack
