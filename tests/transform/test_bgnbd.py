@@ -82,3 +82,17 @@ def test_fit_refuses_impossible_input():
         bgnbd.fit([1], [5.0], [3.0])  # last purchase after the end of observation
     with pytest.raises(ValueError):
         bgnbd.fit([], [], [])
+
+
+def test_modified_bgnbd_lets_one_time_buyers_drop_out(cdnow):
+    x, t_x, t = cdnow["frequency"], cdnow["recency"], cdnow["T"]
+    params = bgnbd.fit(x, t_x, t, variant="mbgnbd")
+    assert params.variant == "mbgnbd" and params.converged
+    best = bgnbd.log_likelihood(params.r, params.alpha, params.a, params.b, x, t_x, t, "mbgnbd").sum()
+    assert best == pytest.approx(params.log_likelihood)
+    for i in range(4):
+        worse = [params.r, params.alpha, params.a, params.b]
+        worse[i] *= 1.05
+        assert bgnbd.log_likelihood(*worse, x, t_x, t, "mbgnbd").sum() < best
+    one_time = bgnbd.p_alive(params, [0, 0], [0.0, 0.0], [5.0, 38.0])
+    assert 0 < one_time[1] < one_time[0] < 1  # the longer the silence, the likelier gone

@@ -15,10 +15,11 @@ from small_raw import EXPECTED_REVENUE, MARTS, RUN_DATE, dsn_from_uri
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
-def built(small_warehouse):
+def built(small_warehouse, tmp_path_factory):
     dsn = dsn_from_uri(small_warehouse)
-    summary = build_all(dsn, RUN_DATE)
-    return dsn, small_warehouse, summary
+    artifacts = tmp_path_factory.mktemp("dbt")
+    summary = build_all(dsn, RUN_DATE, artifacts_dir=artifacts)
+    return dsn, small_warehouse, summary, artifacts
 
 
 def rows(uri, query, params=()):
@@ -34,7 +35,7 @@ def customer_of(uri, source, key):
 
 
 def test_every_mart_has_rows_and_every_test_passed(built):
-    _, uri, summary = built
+    _, uri, summary, _ = built
     for mart in MARTS:
         assert rows(uri, f"select count(*) from marts_build.{mart}")[0][0] > 0, mart
     statuses = {r["status"].lower() for r in summary["results"]}
@@ -45,7 +46,7 @@ def test_every_mart_has_rows_and_every_test_passed(built):
 
 
 def test_identity_resolution_merges_sources_and_leaves_strangers_out(built):
-    _, uri, _ = built
+    _, uri, _, _ = built
     anna = customer_of(uri, "amocrm_contact", "1001")
     assert customer_of(uri, "bitrix24_contact", "22") == anna  # same email, other case and spaces
     assert customer_of(uri, "crm_file_customer", "F2") == anna  # same phone, 8… vs +7 formats
@@ -60,7 +61,7 @@ def test_identity_resolution_merges_sources_and_leaves_strangers_out(built):
 
 
 def test_revenue_reconciles_to_the_cent_and_profit_adds_up(built):
-    _, uri, _ = built
+    _, uri, _, _ = built
     total, bad = rows(uri, "select sum(revenue), count(*) filter (where profit <> revenue - cost_of_goods "
                            "- cost_to_serve - acquisition_cost) from marts_build.customer_profitability")[0]
     assert total == EXPECTED_REVENUE  # the deleted lead 3006 and lost/open deals are not revenue
@@ -76,7 +77,7 @@ def test_revenue_reconciles_to_the_cent_and_profit_adds_up(built):
 
 
 def test_same_day_purchases_count_once_and_observation_ends_at_run_date(built):
-    _, uri, _ = built
+    _, uri, _, _ = built
     anna = customer_of(uri, "amocrm_contact", "1001")
     x, days_since = rows(uri, "select x, days_since_last_purchase from marts_build.customer_churn "
                               "where customer_id = %s", (anna,))[0]
@@ -85,9 +86,10 @@ def test_same_day_purchases_count_once_and_observation_ends_at_run_date(built):
 
 
 def test_p_alive_and_expected_purchases_in_sql_match_python(built):
-    _, uri, _ = built
-    r, alpha, a, b = rows(uri, "select r, alpha, a, b from marts_build.churn_model")[0]
-    params = bgnbd.BgNbdParams(r, alpha, a, b, 0.0, 0, True)
+    _, uri, _, _ = built
+    r, alpha, a, b, variant = rows(uri, "select r, alpha, a, b, variant from marts_build.churn_model")[0]
+    assert variant == "mbgnbd"  # the pipeline's default
+    params = bgnbd.BgNbdParams(r, alpha, a, b, 0.0, 0, True, variant)
     got = rows(uri, "select x, t_x, t, p_alive, expected_purchases_90d from marts_build.customer_churn "
                     "order by customer_id")
     x, t_x, t = (np.array([float(g[i]) for g in got]) for i in range(3))
@@ -97,7 +99,7 @@ def test_p_alive_and_expected_purchases_in_sql_match_python(built):
 
 
 def test_jobs_and_churn_reasons_follow_the_evidence(built):
-    _, uri, _ = built
+    _, uri, _, _ = built
     jobs = dict(rows(uri, "select customer_id, job_id from marts_build.customer_jobs"))
     assert jobs[customer_of(uri, "amocrm_contact", "1001")] == "home_espresso"
     assert jobs[customer_of(uri, "bitrix24_company", "11")] == "horeca_restock"
@@ -111,10 +113,10 @@ def test_jobs_and_churn_reasons_follow_the_evidence(built):
 
 
 def test_incremental_rerun_keeps_the_same_rows(built):
-    dsn, uri, _ = built
+    dsn, uri, _, artifacts = built
     before = rows(uri, "select (select count(*) from int.int_interactions_unified), "
                        "(select count(*) from int.int_web_visits_filtered)")[0]
-    run_build(dsn, RUN_DATE, select="int_interactions_unified int_web_visits_filtered")
+    run_build(dsn, RUN_DATE, select="int_interactions_unified int_web_visits_filtered", artifacts_dir=artifacts)
     after = rows(uri, "select (select count(*) from int.int_interactions_unified), "
                       "(select count(*) from int.int_web_visits_filtered)")[0]
     assert before == after

@@ -14,11 +14,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def files_only(make_database):
+def files_only(make_database, tmp_path_factory):
     uri = make_database("cwfiles")
     with psycopg.connect(uri) as conn:
         _files(conn)
-    build_all(dsn_from_uri(uri), RUN_DATE)
+    build_all(dsn_from_uri(uri), RUN_DATE, artifacts_dir=tmp_path_factory.mktemp("dbt"))
     return uri
 
 

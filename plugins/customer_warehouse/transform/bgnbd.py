@@ -1,5 +1,10 @@
 """BG/NBD (Fader, Hardie & Lee 2005) fitted by maximum likelihood on (x, t_x, T).
 
+``variant="mbgnbd"`` gives the modified BG/NBD (Batislam, Denizel & Filiztekin 2007): a customer
+may also drop out right after the first purchase, so one-time buyers get P(alive) < 1 (in plain
+BG/NBD they are alive with certainty, which makes P(alive) a weak churn ranking where many
+customers bought once).
+
 Only the four parameters are fitted here; the per-customer quantities (P(alive), expected
 purchases) are computed in SQL by dbt from the stored parameters, so the heavy part scales with
 the warehouse. The Python versions of those formulas below exist to check the SQL against.
@@ -23,6 +28,7 @@ class BgNbdParams:
     log_likelihood: float
     customers: int
     converged: bool
+    variant: str = "bgnbd"
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -37,10 +43,24 @@ def _arrays(x, t_x, T) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return x, t_x, T
 
 
-def log_likelihood(r: float, alpha: float, a: float, b: float, x, t_x, T) -> np.ndarray:
-    """Per-customer log-likelihood (methods.md, equation 6 of the paper)."""
+VARIANTS = ("bgnbd", "mbgnbd")
+
+
+def _check_variant(variant: str) -> None:
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+
+
+def log_likelihood(r: float, alpha: float, a: float, b: float, x, t_x, T, variant: str = "bgnbd") -> np.ndarray:
+    """Per-customer log-likelihood (methods.md, equation 6 of the paper; or the MBG/NBD one)."""
+    _check_variant(variant)
     x, t_x, T = _arrays(x, t_x, T)
     a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
+    if variant == "mbgnbd":
+        a2 = gammaln(a + b) + gammaln(b + x + 1) - gammaln(b) - gammaln(a + b + x + 1)
+        a3 = -(r + x) * np.log(alpha + T)
+        a4 = np.log(a) - np.log(b + x) - (r + x) * np.log(alpha + t_x)
+        return a1 + a2 + np.logaddexp(a3, a4)
     a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
     a3 = -(r + x) * np.log(alpha + T)
     repeat = x > 0
@@ -53,15 +73,17 @@ def log_likelihood(r: float, alpha: float, a: float, b: float, x, t_x, T) -> np.
     return a1 + a2 + np.logaddexp(a3, a4)
 
 
-def fit(x, t_x, T, *, initial: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)) -> BgNbdParams:
+def fit(x, t_x, T, *, initial: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0),
+        variant: str = "bgnbd") -> BgNbdParams:
     """Maximum-likelihood r, α, a, b; optimised on log-parameters so they stay positive."""
+    _check_variant(variant)
     x, t_x, T = _arrays(x, t_x, T)
     if x.size == 0:
         raise ValueError("cannot fit BG/NBD on zero customers")
 
     def negative_ll(log_params: np.ndarray) -> float:
         r, alpha, a, b = np.exp(log_params)
-        value = -float(np.sum(log_likelihood(r, alpha, a, b, x, t_x, T)))
+        value = -float(np.sum(log_likelihood(r, alpha, a, b, x, t_x, T, variant)))
         return value if np.isfinite(value) else 1e300
 
     start = np.log(np.asarray(initial, dtype=float))
@@ -74,15 +96,22 @@ def fit(x, t_x, T, *, initial: tuple[float, float, float, float] = (1.0, 1.0, 1.
     polished = optimize.minimize(negative_ll, result.x, method="L-BFGS-B", bounds=bounds)
     best = polished if polished.fun <= result.fun else result
     r, alpha, a, b = (float(v) for v in np.exp(best.x))
-    return BgNbdParams(r, alpha, a, b, -float(best.fun), int(x.size), bool(result.success or polished.success))
+    return BgNbdParams(r, alpha, a, b, -float(best.fun), int(x.size), bool(result.success or polished.success),
+                       variant)
+
+
+def _dead_odds(params: BgNbdParams, x, t_x, T) -> np.ndarray:
+    """Odds of having dropped out after the last purchase versus being alive."""
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    if params.variant == "mbgnbd":
+        return a / (b + x) * ((alpha + T) / (alpha + t_x)) ** (r + x)
+    return np.where(x > 0, a / np.maximum(b + x - 1, 1e-300) * ((alpha + T) / (alpha + t_x)) ** (r + x), 0.0)
 
 
 def p_alive(params: BgNbdParams, x, t_x, T) -> np.ndarray:
     """P(still active | x, t_x, T)."""
     x, t_x, T = _arrays(x, t_x, T)
-    r, alpha, a, b = params.r, params.alpha, params.a, params.b
-    ratio = np.where(x > 0, a / np.maximum(b + x - 1, 1e-300) * ((alpha + T) / (alpha + t_x)) ** (r + x), 0.0)
-    return 1.0 / (1.0 + ratio)
+    return 1.0 / (1.0 + _dead_odds(params, x, t_x, T))
 
 
 def expected_purchases(params: BgNbdParams, t: float, x, t_x, T) -> np.ndarray:
@@ -90,7 +119,7 @@ def expected_purchases(params: BgNbdParams, t: float, x, t_x, T) -> np.ndarray:
     x, t_x, T = _arrays(x, t_x, T)
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     z = t / (alpha + T + t)
-    hyp = hyp2f1(r + x, b + x, a + b + x - 1, z)
-    numerator = (a + b + x - 1) / (a - 1) * (1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp)
-    ratio = np.where(x > 0, a / np.maximum(b + x - 1, 1e-300) * ((alpha + T) / (alpha + t_x)) ** (r + x), 0.0)
-    return numerator / (1 + ratio)
+    shift = 1.0 if params.variant == "mbgnbd" else 0.0  # MBG/NBD: b+x+1 and a+b+x in place of b+x, a+b+x-1
+    hyp = hyp2f1(r + x, b + x + shift, a + b + x - 1 + shift, z)
+    numerator = (a + b + x - 1 + shift) / (a - 1) * (1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp)
+    return numerator / (1 + _dead_odds(params, x, t_x, T))

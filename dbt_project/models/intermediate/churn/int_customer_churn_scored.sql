@@ -3,7 +3,11 @@
 --   P(alive) = 1 / (1 + [x>0] · a/(b+x−1) · ((α+T)/(α+t_x))^(r+x))
 --   E[purchases in the next t] = (a+b+x−1)/(a−1) · (1 − ((α+T)/(α+T+t))^(r+x)
 --                                 · ₂F₁(r+x, b+x; a+b+x−1; t/(α+T+t))) / (1 + [x>0]·a/(b+x−1)·((α+T)/(α+t_x))^(r+x))
--- with t = horizon_days (seed model_parameters) in the model's time unit.
+-- with t = horizon_days (seed model_parameters) in the model's time unit. With var
+-- churn_model_variant = 'mbgnbd' (modified BG/NBD) the odds are a/(b+x)·((α+T)/(α+t_x))^(r+x) for
+-- every customer, one-time buyers included, and ₂F₁'s b+x, a+b+x−1 become b+x+1, a+b+x.
+{%- set modified = var('churn_model_variant', 'bgnbd') == 'mbgnbd' %}
+{%- set shift = 1 if modified else 0 %}
 with summary as (select * from {{ ref('int_customer_purchase_summary') }}),
 params as (select * from {{ ref('int_churn_parameters_selected') }}),
 settings as (
@@ -29,10 +33,14 @@ inputs as (
 odds as (
     select
         inputs.*,
+        {%- if modified %}
+        a / (b + x) * power((alpha + t_cal) / (alpha + t_x), r + x) as dead_odds
+        {%- else %}
         case
             when x > 0 then a / (b + x - 1) * power((alpha + t_cal) / (alpha + t_x), r + x)
             else 0
         end as dead_odds
+        {%- endif %}
     from inputs
 ),
 
@@ -41,9 +49,10 @@ final as (
         customer_id,
         round(cast(1 / (1 + dead_odds) as numeric), 6) as p_alive,
         round(cast(
-            (a + b + x - 1) / (a - 1)
+            (a + b + x - 1 + {{ shift }}) / (a - 1)
             * (1 - power((alpha + t_cal) / (alpha + t_cal + horizon), r + x)
-                * udf.cw_hyp2f1(r + x, b + x, a + b + x - 1, horizon / (alpha + t_cal + horizon)))
+                * udf.cw_hyp2f1(r + x, b + x + {{ shift }}, a + b + x - 1 + {{ shift }},
+                                horizon / (alpha + t_cal + horizon)))
             / (1 + dead_odds)
             as numeric), 6) as expected_purchases_horizon
     from odds
