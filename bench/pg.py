@@ -1,0 +1,99 @@
+"""The bench's own PostgreSQL: an embedded pgserver under ``.warehouse/bench-pgdata``, tuned for
+bulk loads, with one fresh database per run.
+
+A separate instance lets the bench change server settings (``ALTER SYSTEM``) and drop databases
+without disturbing the demo warehouse or other people's test servers. The settings applied are
+listed in :data:`TUNING` and explained in docs/tuning.md; ``--no-tuning`` measures the defaults.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import psycopg
+from customer_warehouse.paths import state_dir
+from customer_warehouse.warehouse import WarehouseDSN
+
+from .procs import say
+
+# Why each: see docs/tuning.md. None of them trades durability (synchronous_commit stays on).
+TUNING: dict[str, str] = {
+    "shared_buffers": "512MB",        # default 128MB: the marts' working set re-read by dbt and GX
+    "max_wal_size": "4GB",            # default 1GB: a full load wrote several GB → forced checkpoints
+    "checkpoint_timeout": "15min",
+    "work_mem": "64MB",               # sorts and hashes of the intermediate models stay in memory
+    "maintenance_work_mem": "512MB",  # index builds after loads, VACUUM
+    "effective_cache_size": "8GB",
+    "random_page_cost": "1.1",        # SSD
+}
+
+
+class BenchServer:
+    def __init__(self, tuned: bool = True):
+        import pgserver
+
+        logging.getLogger("pgserver").setLevel(logging.WARNING)
+        self.pgdata = state_dir(".warehouse") / "bench-pgdata"
+        self.server = pgserver.get_server(self.pgdata, cleanup_mode="stop")
+        self.tuned = tuned
+        self.settings = self._apply_settings(TUNING if tuned else {k: None for k in TUNING})
+
+    @property
+    def admin(self) -> WarehouseDSN:
+        info = self.server.get_postmaster_info()
+        return WarehouseDSN(str(info.socket_dir), int(info.port or 5432), "postgres", "", "postgres",
+                            embedded=True)
+
+    def _apply_settings(self, wanted: dict[str, str | None]) -> dict[str, str]:
+        with psycopg.connect(self.admin.uri, autocommit=True) as conn:
+            for name, value in wanted.items():
+                try:
+                    if value is None:
+                        conn.execute(f"alter system reset {name}")
+                    else:
+                        conn.execute(f"alter system set {name} = '{value}'")
+                except psycopg.Error as exc:  # a build without the option: measure without it
+                    say(f"PostgreSQL setting {name} = {value} not applied: {exc}")
+            conn.execute("select pg_reload_conf()")
+            pending = conn.execute("select count(*) from pg_settings where pending_restart").fetchone()[0]
+        if pending:
+            say("restarting the bench PostgreSQL to apply shared_buffers")
+            self._restart()
+        with psycopg.connect(self.admin.uri, autocommit=True) as conn:
+            return {name: conn.execute(f"show {name}").fetchone()[0] for name in TUNING}
+
+    def _restart(self) -> None:
+        import pgserver
+
+        self.server.cleanup()
+        self.server = pgserver.get_server(self.pgdata, cleanup_mode="stop")
+
+    def version(self) -> str:
+        with psycopg.connect(self.admin.uri, autocommit=True) as conn:
+            return conn.execute("show server_version").fetchone()[0]
+
+    def fresh_database(self, name: str) -> WarehouseDSN:
+        """An empty database ``name`` (dropped first if a previous run left it)."""
+        with psycopg.connect(self.admin.uri, autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{name}" with (force)')
+            conn.execute(f'create database "{name}"')
+        a = self.admin
+        return WarehouseDSN(a.host, a.port, a.user, a.password, name, embedded=True)
+
+    def drop_database(self, name: str) -> None:
+        with psycopg.connect(self.admin.uri, autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{name}" with (force)')
+
+    def psql(self) -> Path:
+        import pgserver._commands as commands
+
+        return Path(commands.POSTGRES_BIN_PATH) / "psql"
+
+
+def connection_json(dsn: WarehouseDSN) -> str:
+    """``AIRFLOW_CONN_WAREHOUSE_DEFAULT`` (JSON form) for the child processes."""
+    import json
+
+    return json.dumps({"conn_type": "postgres", "host": dsn.host, "port": dsn.port, "login": dsn.user,
+                       "password": dsn.password, "schema": dsn.dbname})
