@@ -48,10 +48,11 @@ class RequestThrottle:
 
     A classic bucket refilled continuously lets ``2 × rate`` requests land inside one second
     (a full bucket plus its refill), which a per-second server counter punishes. ``margin`` widens
-    the period a little so network jitter cannot squeeze eight requests into the server's second.
+    the period so network and scheduling jitter cannot squeeze eight requests into the server's
+    second (0.1 s was seen to fail on a loaded machine; 429s lead to a 403 block, so err wide).
     """
 
-    def __init__(self, rate: float, per: float = 1.0, margin: float = 0.1,
+    def __init__(self, rate: float, per: float = 1.0, margin: float = 0.2,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
         self.capacity = max(1, int(rate))
         self.period = per + margin
@@ -69,6 +70,21 @@ class RequestThrottle:
                     self._sent.append(now)
                     return
                 self.sleep(self.period - (now - self._sent[0]))
+
+
+_SHARED: dict[tuple[str, float], RequestThrottle] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_throttle(base_url: str, rate: float) -> RequestThrottle:
+    """One throttle per account and rate in this process: the account's limit is shared by every
+    client of it, so back-to-back runs (or threads) do not each start with a fresh allowance.
+    Separate processes (parallel Airflow tasks on one account) need an Airflow pool of size 1."""
+    with _SHARED_LOCK:
+        key = (base_url, rate)
+        if key not in _SHARED:
+            _SHARED[key] = RequestThrottle(rate)
+        return _SHARED[key]
 
 
 @dataclass
@@ -97,7 +113,7 @@ class AmoClient:
         self.token = token or ""
         self.oauth = oauth
         self.on_tokens = on_tokens
-        self.throttle = RequestThrottle(rate_limit)
+        self.throttle = shared_throttle(self.base_url, rate_limit)
         self.max_retries = max_retries
         self.backoff_base, self.backoff_max = backoff_base, backoff_max
         self.requests_made = 0

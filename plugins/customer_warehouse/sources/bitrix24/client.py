@@ -69,6 +69,20 @@ class LeakyBucket:
                 self.sleep((self.level + 1 - self.capacity) / self.rate)
 
 
+_SHARED: dict[tuple[str, float, float], LeakyBucket] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_bucket(webhook_url: str, capacity: float, rate: float) -> LeakyBucket:
+    """One bucket mirror per portal in this process, shared by every client of that portal (the
+    portal's bucket is per portal, not per connection)."""
+    with _SHARED_LOCK:
+        key = (webhook_url, capacity, rate)
+        if key not in _SHARED:
+            _SHARED[key] = LeakyBucket(capacity, rate)
+        return _SHARED[key]
+
+
 def php_query(params: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
     """Flatten nested parameters PHP-style (``filter[>ID]=5``, ``select[0]=*``) for batch commands."""
     pairs: list[tuple[str, str]] = []
@@ -110,7 +124,7 @@ class Bitrix24Client:
                  max_retries: int = 6, backoff_base: float = 1.0, backoff_max: float = 60.0,
                  timeout: float = 30.0, use_batch: bool = True, batch_size: int = BATCH_MAX):
         self.url = webhook_url.rstrip("/")
-        self.bucket = LeakyBucket(capacity, drain_rate)
+        self.bucket = shared_bucket(self.url, capacity, drain_rate)
         self.max_retries = max_retries
         self.backoff_base, self.backoff_max = backoff_base, backoff_max
         self.use_batch = use_batch
