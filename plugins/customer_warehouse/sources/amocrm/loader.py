@@ -108,10 +108,6 @@ def raw_table(ent: Entity) -> RawTable:
 
 
 # -- settings ----------------------------------------------------------------------------------
-def _bool(value: Any) -> bool:
-    return str(value).lower() in ("1", "true", "yes", "on")
-
-
 @dataclass
 class Settings:
     """What a run needs from the connection (``extra`` values may arrive as strings)."""
@@ -464,6 +460,10 @@ class Run:
             with self.conn.transaction():
                 set_state(self.conn, SOURCE, self.account, key, {"target": _iso(end), "cursor": _iso(cursor)})
         chunks = month_chunks(cursor, end, self.window.tz)
+        if not chunks:  # history starts after this window: nothing to pull, later runs go on from here
+            with self.conn.transaction():
+                set_state(self.conn, SOURCE, self.account, f"hwm:{ent.name}", _iso(end))
+            return
         for i, (a, b) in enumerate(chunks, 1):
             self.load_chunk(ent, a, b, "history", progress=(key, i, len(chunks)), new_hwm=end if b >= end else None)
 
