@@ -62,7 +62,18 @@ def ensure_dataset(scale: str, seed: int, today: str | None, regenerate: bool = 
         if proc.returncode != 0:
             raise SystemExit(f"demo data generation failed; see {log}")
         stamp.write_text(fingerprint)
+        return data, truth, {**json.loads(manifest.read_text(encoding="utf-8")), "_regenerated": True}
     return data, truth, json.loads(manifest.read_text(encoding="utf-8"))
+
+
+def reset_embedded_warehouse(dsn) -> None:
+    """New demo data means the embedded warehouse's old loads no longer match it: start clean."""
+    with warehouse.connect(autocommit=True, dsn=dsn) as conn:
+        schemas = [r[0] for r in conn.execute(
+            "select nspname from pg_namespace where nspname like 'raw%' or nspname in "
+            "('stg', 'int', 'snapshots', 'ref_data', 'marts', 'marts_build', 'ops')")]
+        for name in schemas:
+            conn.execute(f'drop schema "{name}" cascade')
 
 
 STAGES = (("extract & load", lambda t: t.endswith("_units") or t.endswith("_load")),
@@ -91,7 +102,7 @@ def headline(dsn) -> list[str]:
         ("peak of the whale curve", "select max(cumulative_profit_share) from marts.whale_curve", "{:.0%}"),
         ("customers with a job assigned", "select avg((job_id <> 'unassigned')::int) from marts.customer_jobs",
          "{:.0%}"),
-        ("customers flagged as churning", "select count(*) filter (where churn_flag) from marts.customer_churn",
+        ("customers flagged as churning", "select count(*) filter (where is_churned) from marts.customer_churn",
          "{:,.0f}"),
         ("retention budget, RUB", "select sum(retention_budget) from marts.customer_churn", "{:,.2f}"),
     ]
@@ -107,13 +118,26 @@ def headline(dsn) -> list[str]:
 
 
 def run(day: str | None = None, scale: str = "demo", seed: int = 42, regenerate: bool = False) -> int:
+    import logging
+    import os
+
     t0 = time.monotonic()
+    # this process only needs AIRFLOW_CONN_* variables; importing Airflow here would cost seconds
+    # and flood the terminal with its logging (the tasks, in the child process, still use Airflow)
+    os.environ.setdefault("CW_NO_AIRFLOW_LOOKUP", "1")
+    logging.getLogger("customer_warehouse").setLevel(logging.WARNING)
     _say("customer warehouse demo: the nightly pipeline on the demo company «Зерно и Пар»")
     dsn = warehouse.resolve()
     where = "embedded PostgreSQL (.warehouse/)" if dsn.embedded else "warehouse_default connection"
     _say(f"warehouse: {dsn.redacted_uri}  [{where}]", t0)
 
     data, truth, manifest = ensure_dataset(scale, seed, day, regenerate)
+    if manifest.get("_regenerated"):
+        if dsn.embedded:
+            reset_embedded_warehouse(dsn)
+            _say("new demo data: the embedded warehouse was emptied so the first run loads its history", t0)
+        else:
+            _say("note: new demo data; warehouse_default keeps earlier loads (use the full_refresh param)", t0)
     day = day or manifest["today"]
     counts = manifest.get("counts", {})
 
@@ -130,6 +154,7 @@ def run(day: str | None = None, scale: str = "demo", seed: int = 42, regenerate:
     _say("emulators: " + ", ".join(f"{k} {v}" for k, v in stack.urls.items()), t0)
     try:
         env = local_airflow.airflow_env({**stack.connections(), "CW_TASK_RETRIES": "0"})
+        env.pop("CW_NO_AIRFLOW_LOOKUP", None)
         _say("airflow: preparing the local metadata database", t0)
         local_airflow.ensure_metadata_db(env)
         log_path = state_dir(".artifacts") / "demo" / f"dags-test-{day}.log"
@@ -159,5 +184,5 @@ def run(day: str | None = None, scale: str = "demo", seed: int = 42, regenerate:
     print("\nHeadline numbers (schema marts):")
     print("\n".join(headline(dsn)))
     print(f"\nThe marts:   psql '{dsn.redacted_uri}' -c 'select * from marts.customer_profitability limit 5'")
-    print("Score them:  make evaluate      Dashboard: make dashboard      Data Docs: see .artifacts/data_docs/")
+    print("Score them:  make evaluate      Dashboard: make dashboard      Data Docs: expectations/uncommitted/data_docs/index.html")
     return 0
