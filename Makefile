@@ -62,8 +62,8 @@ lint: install
 	$(BIN)/ruff check plugins dags tests bench
 
 evaluate: install
-	$(BIN)/python -m customer_warehouse.demo evaluate --truth .demo/demo-seed42/truth \
-		--warehouse-uri "$$($(BIN)/cw warehouse)" --json .artifacts/evaluation.json
+	@mkdir -p .artifacts
+	$(BIN)/python -m customer_warehouse.demo evaluate --truth .demo/demo-seed42/truth --json .artifacts/evaluation.json
 
 dashboard: install
 	$(BIN)/python -m customer_warehouse.serving
