@@ -10,6 +10,13 @@
     {%- endif -%}
     {%- if relation is not none -%}
         {%- set existing = adapter.get_columns_in_relation(relation) | map(attribute='name') | map('lower') | list -%}
+        {%- set missing = columns | map(attribute=0) | reject('in', existing) | list -%}
+        {%- if missing | length == columns | length -%}
+            {#- the table is there but none of its columns: introspection failed, never guess nulls -#}
+            {{ exceptions.raise_compiler_error("raw_source: no columns found for " ~ relation ~ " (seen: " ~ existing ~ ")") }}
+        {%- elif missing -%}
+            {{ log("raw_source: " ~ relation ~ " lacks " ~ missing | join(", ") ~ "; typed nulls stand in", info=False) }}
+        {%- endif %}
     select
         {%- for name, type in columns %}
         {% if name | lower in existing -%}
