@@ -40,7 +40,6 @@ def pg_admin_uri() -> str:
         except psycopg.Error:
             pass
     import pgserver
-
     from customer_warehouse.paths import state_dir
 
     server = pgserver.get_server(state_dir(".warehouse") / "test-pgdata", cleanup_mode=None)

@@ -87,7 +87,6 @@ def test_business_day(moment, expected):
 def test_scheduled_run_loads_the_previous_day(dagbag):
     """The run that starts at 02:00 on the 21st has the 20th as its logical date."""
     from airflow.timetables.base import DataInterval, TimeRestriction
-
     from customer_warehouse.pipeline import business_day
 
     dag = dagbag.dags[DAG_ID]

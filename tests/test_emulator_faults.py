@@ -2,11 +2,10 @@
 
 import httpx
 import pytest
-from fastapi import FastAPI
-from fastapi.responses import PlainTextResponse
-
 from customer_warehouse.emulators import faults
 from customer_warehouse.emulators.server import running
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
 
 
 def _app():

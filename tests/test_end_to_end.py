@@ -11,12 +11,10 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 import pytest
-
 from customer_warehouse import local_airflow
 from customer_warehouse.emulators import stack as emulator_stack
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from psycopg import sql
-
 from customer_warehouse.loading import Column, LoadInvariantError, RawBatch, RawTable
 from customer_warehouse.loading.tables import json_table
+from psycopg import sql
 
 UTC = dt.UTC
 

@@ -60,8 +60,8 @@ class WarehouseDSN:
 
 
 def _embedded() -> WarehouseDSN:
-    import psycopg
     import pgserver
+    import psycopg
 
     pgdata = state_dir(".warehouse") / "pgdata"
     # pgserver narrates every start and exit at INFO; keep our own log line instead

@@ -8,8 +8,8 @@
 """
 
 from .batch import BatchResult, LoadInvariantError, RawBatch
+from .state import clear_state, get_state, set_state
 from .tables import Column, RawTable, ensure_meta_schema
-from .state import get_state, set_state, clear_state
 
 __all__ = [
     "BatchResult",
