@@ -38,18 +38,26 @@ buyers as (
     group by {{ dbt.date_trunc('month', 'purchase_days.order_date') }}, purchase_days.customer_id
 ),
 
+customer_months as (
+    select
+        customer_id,
+        cast({{ dbt.date_trunc('month', 'order_date') }} as date) as month_start,
+        count(*) as purchase_days
+    from purchase_days
+    group by customer_id, {{ dbt.date_trunc('month', 'order_date') }}
+),
+
+-- purchase days in the 12 months ending with each month a customer bought in (a window over
+-- the customer's months, so the cost stays linear in customer-months)
 trailing_year as (
     select
-        buyers.month_start,
-        buyers.customer_id,
-        (
-            select count(*)
-            from purchase_days
-            where purchase_days.customer_id = buyers.customer_id
-                and purchase_days.order_date >= buyers.month_start - interval '11 months'
-                and purchase_days.order_date < buyers.month_start + interval '1 month'
+        month_start,
+        customer_id,
+        sum(purchase_days) over (
+            partition by customer_id order by month_start
+            range between interval '11 months' preceding and current row
         ) as purchases_12m
-    from buyers
+    from customer_months
 ),
 
 monthly as (
