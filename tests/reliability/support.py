@@ -202,3 +202,13 @@ def record_fault(nodeid: str, fault: str, *, source: str, injected: int, retried
            "failed_loudly": bool(failed_loudly), "note": note}
     with open(FAULTS_LOG, "a", encoding="utf-8") as f:
         f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def dsn_from_uri(uri: str):
+    """The :class:`WarehouseDSN` of a test database (what dbt, the gate and publishing take)."""
+    from customer_warehouse.warehouse import WarehouseDSN
+    from psycopg.conninfo import conninfo_to_dict
+
+    info = conninfo_to_dict(uri)
+    return WarehouseDSN(host=info.get("host", "localhost"), port=int(info.get("port", 5432)),
+                        user=info.get("user", "postgres"), password=info.get("password", ""), dbname=info["dbname"])

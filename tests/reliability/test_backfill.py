@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from support import RAW_SCHEMAS, SOURCES, checksums, ledger_balanced, load_source, start_stack
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("reliability")]
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ import pytest
 from support import checksums, ledger_balanced, load_source, start_stack
 from victim import APP_NAME
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("reliability")]
+pytestmark = pytest.mark.integration
 
 VICTIM = Path(__file__).with_name("victim.py")
 BIG_ORDERS = 20_000

@@ -17,7 +17,7 @@ import yaml
 from customer_warehouse.sources.metrica import MetricaAPIError
 from support import ledger_balanced, load_source, start_stack
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("reliability")]
+pytestmark = pytest.mark.integration
 
 SQL = "'; drop table x; --"
 QUOTED = 'Robert"); drop table x; --'

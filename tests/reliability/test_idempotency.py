@@ -9,12 +9,12 @@ import datetime as dt
 import pytest
 from support import RAW_SCHEMAS, SOURCES, checksums, ledger_balanced, load_source, start_stack
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("reliability")]
+pytestmark = pytest.mark.integration
 
 SCHEMA_OF = {"metrica": "raw_metrica", "amocrm": "raw_amocrm", "bitrix24": "raw_bitrix24",
              "typeform": "raw_surveys", "yandex_forms": "raw_surveys", "survey_files": "raw_surveys",
              "crm_files": "raw_crm_files"}
-HISTORY_DAYS = 40  # a month of history keeps the default suite fast; the soak run loads it all
+HISTORY_DAYS = 15  # one month of history keeps the default suite fast; the soak run loads it all
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from support import ledger_balanced, load_source, start_stack
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("reliability")]
+pytestmark = pytest.mark.integration
 
 MSK = dt.timezone(dt.timedelta(hours=3))
 TODAY = dt.date(2026, 11, 20)

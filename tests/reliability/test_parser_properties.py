@@ -28,8 +28,6 @@ from customer_warehouse.sources.tabular import TabularFile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-pytestmark = pytest.mark.xdist_group("reliability")
-
 TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
 PARSERS = {
     "money": parsing.parse_money,

@@ -21,7 +21,7 @@ from customer_warehouse.sources.metrica import MetricaAPIError, MetricaAuthError
 from customer_warehouse.sources.typeform import ApiError
 from support import checksums, ledger_balanced, load_source, start_stack
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("reliability")]
+pytestmark = pytest.mark.integration
 
 SCHEMA = {"metrica": "raw_metrica", "amocrm": "raw_amocrm", "bitrix24": "raw_bitrix24",
           "typeform": "raw_surveys", "yandex_forms": "raw_surveys"}

@@ -36,13 +36,9 @@ def load(uri: str, source: str, day: str, conn_json: str) -> None:
 
 def build(uri: str, day: str, artifacts: str) -> None:
     from customer_warehouse.transform import dbt
-    from customer_warehouse.warehouse import WarehouseDSN
-    from psycopg.conninfo import conninfo_to_dict
+    from support import dsn_from_uri
 
-    info = conninfo_to_dict(uri)
-    dsn = WarehouseDSN(host=info.get("host", "localhost"), port=int(info.get("port", 5432)),
-                       user=info.get("user", "postgres"), password=info.get("password", ""), dbname=info["dbname"])
-    dbt.build_all(dsn, dt.date.fromisoformat(day), artifacts_dir=Path(artifacts))
+    dbt.build_all(dsn_from_uri(uri), dt.date.fromisoformat(day), artifacts_dir=Path(artifacts))
 
 
 if __name__ == "__main__":
