@@ -47,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", type=Path, default=ROOT / "BENCHMARKS.md",
                    help="where to render the report ('-' for none)")
     p.add_argument("--work-dir", type=Path, help="scratch folder (default .artifacts/bench/<scale>)")
+    p.add_argument("--data-dir", type=Path, help="dataset folder (default .demo/bench-<scale>-seed<seed>)")
+    p.add_argument("--db-name", help="name of the bench databases (default bench_<scale>)")
     p.add_argument("--keep-databases", action="store_true", help="leave the bench databases for inspection")
     return p
 
@@ -140,7 +142,8 @@ def run(args) -> dict[str, Any]:
     if work.exists():
         shutil.rmtree(work / "logs", ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
-    root = state_dir(".demo") / f"bench-{scale}-seed{args.seed}"
+    root = args.data_dir or state_dir(".demo") / f"bench-{scale}-seed{args.seed}"
+    db_name = args.db_name or f"bench_{scale}"
     data, truth = root / "data", root / "truth"
     full_day, incr_day = args.day, args.day + dt.timedelta(days=1)
     started = time.time()
@@ -161,7 +164,7 @@ def run(args) -> dict[str, Any]:
     if "micro" in args.skip:
         _skipped(result, micro_keys, "skipped (--skip micro)")
     else:
-        micro_dsn = server.fresh_database(f"bench_{scale}_micro")
+        micro_dsn = server.fresh_database(f"{db_name}_micro")
         copy = _attempt(result, micro_keys[:1], "loader vs psql \\copy",
                         lambda: micro.loader_vs_psql(micro_dsn, server.psql(), data, work))
         if copy:
@@ -194,7 +197,7 @@ def run(args) -> dict[str, Any]:
     if "nightly" in args.skip:
         _skipped(result, nightly_keys, "skipped (--skip nightly)")
     else:
-        dsn = server.fresh_database(f"bench_{scale}")
+        dsn = server.fresh_database(db_name)
         env = _base_env(connection_json(dsn))
         for label, day in (("full", full_day), ("incremental", incr_day)):
             say(f"— {label} nightly for {day} —")

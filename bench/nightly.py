@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import json
+import resource
 import sys
 from pathlib import Path
 from typing import Any
@@ -64,11 +65,15 @@ def run_nightly(label: str, day: dt.date, data_dir: Path, env: dict[str, str], w
         for source in sources:
             out = work / f"{label}-extract-{source}.json"
             say(f"{label}: extract+load {source} for {day}")
+            before = resource.getrusage(resource.RUSAGE_SELF)
             m = run_measured(f"extract_load:{source}", _stage_argv("extract", day, out, "--source", source), env,
                              work / "logs" / f"{label}-extract-{source}.log")
+            after = resource.getrusage(resource.RUSAGE_SELF)
             result = _read(out)
+            # the emulators are threads of this process: their CPU is ours, not the stage's
+            emulator_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
             m.extra.update(rows=result.get("rows_loaded"), rows_quarantined=result.get("rows_quarantined"),
-                           batches=result.get("batches"))
+                           batches=result.get("batches"), emulator_cpu_seconds=round(emulator_cpu, 2))
             stages.append(_checked(m, result))
     finally:
         stack.stop()

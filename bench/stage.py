@@ -70,7 +70,7 @@ def _dbt(args) -> dict[str, Any]:
     command, *rest = args.dbt_args.split()
     out = dbt.run_dbt(warehouse.export_env(), command, rest, variables=dbt.dbt_vars(args.date))
     failed = [n for n in out["results"] if n["status"].lower() in ("error", "fail", "runtime error")]
-    if not out["success"] or failed:
+    if not out["success"] or failed or not out["results"]:
         raise RuntimeError(f"dbt {command} {' '.join(rest)} failed: {failed[:3] or out['error']}")
     return {"nodes": len(out["results"])}
 

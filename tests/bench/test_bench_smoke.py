@@ -1,0 +1,59 @@
+"""Smoke test of the benchmark suite: the whole bench at a very small scale, then its JSON.
+
+It runs the real thing (generator, emulators, loaders, dbt, GX gate, publish, psql, pandas) on
+60 customers, so it takes minutes on a busy machine and is marked slow; the numbers themselves
+are not judged (no timing assertions), only that every headline key was measured.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+MEASURED = ("loader_vs_psql_copy_ratio", "loader_vs_to_sql_speedup", "incremental_vs_full_ratio",
+            "full_nightly_seconds_tiny", "incremental_nightly_seconds_tiny", "gx_share_of_nightly",
+            "dag_parse_seconds", "extract_load_peak_rss_mb", "cosmos_vs_single_build_ratio")
+LARGE_ONLY = ("full_nightly_seconds_large", "incremental_nightly_seconds_large")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+@pytest.mark.slow
+def test_bench_tiny_writes_every_key(tmp_path):
+    results = tmp_path / "results"
+    cmd = [sys.executable, "-m", "bench", "--scale", "tiny", "--customers", "60", "--cosmos-sample", "2",
+           "--results-dir", str(results), "--markdown", str(tmp_path / "BENCHMARKS.md"),
+           "--work-dir", str(tmp_path / "work"), "--data-dir", str(tmp_path / "demo"),
+           "--db-name", f"bench_smoke_{uuid.uuid4().hex[:8]}"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    data = json.loads((results / "latest.json").read_text(encoding="utf-8"))
+    assert data["scale"] == "tiny"
+    missing = {k: data.get(f"{k}_reason") for k in MEASURED if not _is_number(data.get(k))}
+    assert not missing, missing
+    for key in LARGE_ONLY:
+        assert data[key] is None and data[f"{key}_reason"] == "not measured at this scale"
+
+    assert data["nightly"]["full"]["ok"] and data["nightly"]["incremental"]["ok"]
+    stages = {s["name"] for s in data["nightly"]["full"]["stages"]}
+    assert {"extract_load:metrica", "extract_load:amocrm", "dbt_build", "gate", "publish"} <= stages
+    for stage in data["nightly"]["full"]["stages"]:
+        assert _is_number(stage["seconds"]) and _is_number(stage["peak_rss_mb"]) and stage["peak_rss_mb"] > 0
+    assert data["counts"]["warehouse_raw_rows_after_full"] > 0
+    assert data["machine"]["cores"] >= 1 and data["machine"]["postgresql"]
+
+    for key in (*MEASURED, *LARGE_ONLY):
+        if key != "cosmos_vs_single_build_ratio":
+            assert data["goals"][key]["pass"] in (True, False, None), key
+    assert data["goals"]["dag_parse_seconds"]["pass"] in (True, False)  # judged at every scale
+    assert "## Scale `tiny`" in (tmp_path / "BENCHMARKS.md").read_text(encoding="utf-8")
