@@ -133,6 +133,57 @@ JOBS: tuple[Job, ...] = (
 )
 JOB_BY_ID = {job.job_id: job for job in JOBS}
 
+
+@dataclass(frozen=True)
+class ServiceProfile:
+    """How a customer is served, on top of their job's usual pattern (what makes some lose money).
+
+    Cost to serve follows the activity rates above, so a profile only changes *how many* activities
+    (calls, meetings, e-mails, complaints, deliveries) a customer causes, how large and frequent
+    the orders are, the discount, and how the customer was acquired.
+    """
+
+    name: str
+    extra_calls: float = 0.0  # per won order, on top of the job's
+    extra_meetings: float = 0.0
+    extra_emails: float = 0.0
+    complaint_p: float | None = None  # per won order; None = by satisfaction
+    complaint_churn: float = 0.35  # chance a complaint ends the relationship
+    small_orders: bool = False  # one line, one unit, no B2B volume multiplier
+    gap_factor: float = 1.0  # × the customer's mean inter-purchase gap (not below MIN_PROFILE_GAP_DAYS)
+    loyalty: float = 1.0  # × the dropout chance per order (after scaling it to the new gap)
+    drop_range: tuple[float, float] | None = None  # overrides the job's dropout Beta
+    discount: tuple[float, float] | None = None  # a deep discount on every order (cost of goods stays)
+    ad_acquired: bool = False  # came through a paid campaign (and only shops online)
+
+
+#: a non-standard profile's gaps are never shorter than this (a customer has ids.PER_CUSTOMER ids for all their records)
+MIN_PROFILE_GAP_DAYS = 10.0
+STANDARD = ServiceProfile("standard")
+SERVICE_PROFILES: dict[str, ServiceProfile] = {p.name: p for p in (
+    STANDARD,
+    # B2B accounts that order one unit at a time, every week or two, and stay for years: a delivery,
+    # calls and e-mails for every small order, and a manager's visit to most of them.
+    ServiceProfile("small_frequent", extra_calls=3.0, extra_meetings=1.3, extra_emails=1.0, small_orders=True,
+                   gap_factor=0.5, loyalty=0.25),
+    # Demanding customers: tastings and meetings, calls, and complaints they do not leave over.
+    ServiceProfile("demanding", extra_calls=1.5, extra_meetings=1.2, complaint_p=0.30, complaint_churn=0.08),
+    # Deal hunters: brought by a paid campaign's promo, buy at a deep discount, rarely come back.
+    ServiceProfile("deal_hunter", extra_calls=0.5, discount=(0.25, 0.40), drop_range=(0.70, 0.95), ad_acquired=True),
+)}
+#: share of each profile among a job's customers: (job_id, is_b2b) -> ((profile, share), ...);
+#: the rest are "standard". Deal hunters need an online shop (amoCRM), others fall back to standard.
+PROFILE_SHARES: dict[tuple[str, bool], tuple[tuple[str, float], ...]] = {
+    ("office_supply", True): (("small_frequent", 0.50), ("demanding", 0.10)),
+    ("office_supply", False): (("demanding", 0.10),),
+    ("horeca_restock", True): (("small_frequent", 0.50), ("demanding", 0.10)),
+    ("barista_growth", True): (("demanding", 0.12),),
+    ("barista_growth", False): (("demanding", 0.12), ("deal_hunter", 0.05)),
+    ("home_espresso", False): (("demanding", 0.10), ("deal_hunter", 0.10)),
+    ("daily_energy", False): (("demanding", 0.08), ("deal_hunter", 0.20)),
+    ("gift", False): (("demanding", 0.05), ("deal_hunter", 0.20)),
+}
+
 #: Legacy offline store: a share of amoCRM B2C customers also bought in the showroom before,
 #: and some customers exist only in the store's Excel export.
 FILE_ONLY_SHARE = 0.10

@@ -82,7 +82,7 @@ def _render_chunk(chunk: int) -> tuple:
     n_anon = _run_chunk(chunk, _JOB["seed"], _JOB["n_customers"], _JOB["period"], writers)
     metrica, truth = writers[2], writers[5]
     return (sinks.recorded(), dict(metrica.phrases), dict(metrica.ad_clicks), truth.revenue, truth.won,
-            truth.n_customers, truth.n_keys, n_anon)
+            truth.n_customers, truth.n_keys, n_anon, truth.acquired)
 
 
 def _chunks_in_workers(workers: int, n_chunks: int, initargs: tuple):
@@ -137,10 +137,10 @@ def generate(out: str | Path, truth: str | Path | None = None, *, seed: int = 42
             report(chunk)
     else:
         results = _chunks_in_workers(workers, n_chunks, (out, truth, period, seed, n_customers))
-        for chunk, (recorded, phrases, clicks, revenue, won, n_cust, n_keys, anon) in enumerate(results):
+        for chunk, (recorded, phrases, clicks, revenue, won, n_cust, n_keys, anon, acquired) in enumerate(results):
             sinks.replay(recorded)
             metrica.merge(phrases, clicks)
-            truth_writer.merge(revenue, won, n_cust, n_keys)
+            truth_writer.merge(revenue, won, n_cust, n_keys, acquired)
             n_anon += anon
             report(chunk)
 
@@ -151,7 +151,7 @@ def generate(out: str | Path, truth: str | Path | None = None, *, seed: int = 42
     counts.update(metrica_counts)
     counts.update(files.close(metrica.ad_clicks))
     counts.update(surveys.close())
-    truth_counts = truth_writer.close({"seed": seed, "scale": scale, "today": today.isoformat()})
+    truth_counts = truth_writer.close({"seed": seed, "scale": scale, "today": today.isoformat()}, files.spend)
     manifest = {
         "seed": seed, "scale": scale, "today": today.isoformat(), "history_start": period.start.isoformat(),
         "timezone": C.TIMEZONE, "currency": C.CURRENCY, "company": C.COMPANY,

@@ -160,6 +160,7 @@ class Customer:
     satisfaction: str
     price_sensitive: bool
     prospect: bool = False  # a lead that never became a customer
+    profile: C.ServiceProfile = C.STANDARD  # how costly the customer is to serve and to acquire
     devices: list[int] = field(default_factory=list)  # deviceCategory per client slot
     client_ids: list[str] = field(default_factory=list)
     deals: list[Deal] = field(default_factory=list)
@@ -290,6 +291,9 @@ def new_customer(rng: random.Random, index: int, period: Period) -> Customer:
         price_sensitive=rng.random() < 0.15,
         prospect=crm != "file" and rng.random() < C.PROSPECT_SHARE,
     )
+    customer.profile = _profile(rng, job, is_b2b, crm)
+    if customer.profile.ad_acquired:  # came through a paid campaign: a web customer of the online shop
+        customer.web, customer.also_file = True, False
     if customer.prospect:
         customer.also_file = False  # never bought, so never bought in the store either
     if customer.web:
@@ -297,6 +301,20 @@ def new_customer(rng: random.Random, index: int, period: Period) -> Customer:
         if rng.random() < 0.2:
             customer.devices.append(2)
     return customer
+
+
+def _profile(rng: random.Random, job: C.Job, is_b2b: bool, crm: str) -> C.ServiceProfile:
+    shares = C.PROFILE_SHARES.get((job.job_id, is_b2b), ())
+    u, name = rng.random(), "standard"
+    for candidate, share in shares:
+        if u < share:
+            name = candidate
+            break
+        u -= share
+    profile = C.SERVICE_PROFILES[name]
+    if profile.ad_acquired and crm != "amocrm":
+        return C.STANDARD
+    return profile
 
 
 def _completeness(manager: int | str) -> float:
@@ -322,9 +340,20 @@ def _timeline(rng: random.Random, c: Customer, period: Period) -> list[Attempt]:
     job = c.job
     horizon = period.history_days + period.holdout_days
     first = (period.history_days - 2) * (rng.random() ** 0.85)
+    profile = c.profile
     gap_mean = rng.uniform(*job.gap_days)
     p_drop = rng.betavariate(*job.drop_beta)
+    if profile is not C.STANDARD:
+        # orders at another pace (never more often than every MIN_PROFILE_GAP_DAYS), with the dropout
+        # chance per order scaled alike, so the customer's lifetime in days stays the job's
+        new_gap = max(gap_mean * profile.gap_factor, C.MIN_PROFILE_GAP_DAYS)
+        p_drop = min(p_drop * new_gap / gap_mean, 1.0) * profile.loyalty
+        gap_mean = new_gap
+    if profile.drop_range is not None:
+        p_drop = rng.uniform(*profile.drop_range)
     complaint_p = {"good": 0.01, "meh": 0.06, "bad": 0.30}[c.satisfaction]
+    if profile.complaint_p is not None:
+        complaint_p = max(complaint_p, profile.complaint_p)
     holidays = [C.HOLIDAYS[0]] if rng.random() < 0.8 else []
     holidays += [h for h in C.HOLIDAYS[1:] if rng.random() < 0.3]
     holidays = holidays or [C.HOLIDAYS[0]]
@@ -361,7 +390,7 @@ def _timeline(rng: random.Random, c: Customer, period: Period) -> list[Attempt]:
         attempt = Attempt(t, "won", complaint=rng.random() < complaint_p)
         attempts.append(attempt)
         n += 1
-        if attempt.complaint and rng.random() < 0.35:
+        if attempt.complaint and rng.random() < profile.complaint_churn:
             c.churn_date, c.churn_reason = period.at(t + 6), "dissatisfied"
             break
         if rng.random() < p_drop:
@@ -383,13 +412,16 @@ def _timeline(rng: random.Random, c: Customer, period: Period) -> list[Attempt]:
 
 # --- deals, activities, visits, surveys ----------------------------------------------------------
 
-def _lines(rng: random.Random, job: C.Job, is_b2b: bool) -> list[tuple[C.Product, int]]:
+def _lines(rng: random.Random, job: C.Job, is_b2b: bool, small: bool = False) -> list[tuple[C.Product, int]]:
     if rng.random() < 0.05:  # an occasional order for another job (a present, a trial)
         job = rng.choice(C.JOBS)
-    n = weighted(rng, ((1, 0.6), (2, 0.3), (3, 0.1)))
+    n = 1 if small else weighted(rng, ((1, 0.6), (2, 0.3), (3, 0.1)))
     products = rng.sample(job.products, n) if n > 1 else [weighted(rng, list(zip(job.products, (0.5, 0.3, 0.2), strict=True)))]
-    scale = rng.randint(2, 5) if is_b2b and job.job_id == "office_supply" else 1
-    lines = [(p, rng.randint(*job.quantity) * scale) for p in products]
+    if small:  # one unit at a time
+        lines = [(p, 1) for p in products]
+    else:
+        scale = rng.randint(1, 4) if is_b2b and job.job_id == "office_supply" else 1
+        lines = [(p, rng.randint(*job.quantity) * scale) for p in products]
     if rng.random() < 0.06:
         other = rng.choice([j for j in C.JOBS if j is not job])
         lines.append((other.products[0], 1))
@@ -401,6 +433,8 @@ def _money(rng: random.Random, c: Customer, lines, system: str) -> tuple[int, in
     cogs = sum(p.price * q * (1 - p.margin) for p, q in lines)
     # negotiated B2B discounts and a 3.5% store/promo discount leave kopecks in the amounts
     discount = (0.0, 0.035, 0.05, 0.075)[c.index % 4] if c.is_b2b else (0.035 if rng.random() < 0.3 else 0.0)
+    if c.profile.discount is not None:  # a deep promo discount: revenue falls, the cost of goods does not
+        discount = round(rng.uniform(*c.profile.discount), 2)
     amount = round(gross * 100 * (1 - discount))
     if system == "amocrm":  # amoCRM's lead price is a whole number of roubles
         amount = round(amount / 100) * 100
@@ -429,6 +463,13 @@ def _traffic(rng: random.Random, job: C.Job, acquisition: bool):
         utm = _utm(rng, job)
         return kind, "", utm, rng.choice(job.phrases) if utm[0] == "yandex" else None
     return kind, "", None, None
+
+
+def _promo_traffic(rng: random.Random, job: C.Job):
+    """A paid campaign's click (VK where the job advertises there): how deal hunters arrive."""
+    source = "vk" if "vk" in job.extra_sources and rng.random() < 0.7 else "yandex"
+    utm = (source, "cpc", job.campaign if source == "yandex" else f"{job.campaign}_vk", job.utm_term)
+    return "ad", "", utm, rng.choice(job.phrases) if source == "yandex" else None
 
 
 class Builder:
@@ -482,7 +523,7 @@ class Builder:
                 cycle = min(rng.expovariate(1 / 3), 20) if not growth else rng.uniform(0.5, 5)
             created = closed - dt.timedelta(days=cycle)
             created = max(created, self.period.start_dt + MINUTE)
-            lines = _lines(rng, c.job, c.is_b2b)
+            lines = _lines(rng, c.job, c.is_b2b, c.profile.small_orders)
             amount, cogs = _money(rng, c, lines, system)
             won = a.outcome == "won"
             deal = Deal(
@@ -517,11 +558,12 @@ class Builder:
     def _site_visits(self, deal: Deal, acquisition: bool) -> None:
         rng, c = self.rng, self.c
         slot = 0 if len(c.devices) == 1 or rng.random() < 0.8 else 1
+        promo = _promo_traffic(rng, c.job) if acquisition and c.profile.ad_acquired else None
         for _ in range(rng.randint(0, 2)):  # research before the order
             before = deal.created - dt.timedelta(days=rng.uniform(1, 10))
             if before > self.period.start_dt:
-                self.visit(slot, business_time(rng, before), c.job, _traffic(rng, c.job, acquisition))
-        traffic = _traffic(rng, c.job, acquisition)
+                self.visit(slot, business_time(rng, before), c.job, promo or _traffic(rng, c.job, acquisition))
+        traffic = promo or _traffic(rng, c.job, acquisition)
         at = deal.created - dt.timedelta(minutes=rng.randint(1, 30))
         at = max(at, self.period.start_dt)
         purchase = None
@@ -547,14 +589,15 @@ class Builder:
                           "Обсудили цену, клиент не готов" if deal.loss == "price" else "Не договорились",
                           rng.randint(30, 400), contact())
             return
-        for _ in range(poisson(rng, job.calls_per_order)):
+        profile = c.profile
+        for _ in range(poisson(rng, job.calls_per_order + profile.extra_calls)):
             incoming = rng.random() < 0.5
             self.activity("call", during(), deal.system, deal.k, incoming,
                           "Входящий звонок" if incoming else "Исходящий звонок", rng.randint(20, 600), contact())
-        meetings = poisson(rng, job.meetings_per_order) + (1 if c.is_b2b and deal.pipeline == "sales" and rng.random() < 0.7 else 0)
+        meetings = poisson(rng, job.meetings_per_order + profile.extra_meetings) + (1 if c.is_b2b and deal.pipeline == "sales" and rng.random() < 0.7 else 0)
         for _ in range(meetings):
             self.activity("meeting", during(), deal.system, deal.k, False, "Встреча с клиентом", 3600, contact())
-        for _ in range(poisson(rng, job.emails_per_order)):
+        for _ in range(poisson(rng, job.emails_per_order + profile.extra_emails)):
             self.activity("email", during(), deal.system, deal.k, rng.random() < 0.4, "Счёт и документы",
                           0, contact())
         if a.complaint:

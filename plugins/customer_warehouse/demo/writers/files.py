@@ -17,8 +17,14 @@ from .common import RuCsv, Sinks, ru_date, ru_datetime, ru_money
 
 KINDS = {"call": ("звонок", "телефон"), "meeting": ("встреча", "шоурум"),
          "complaint": ("жалоба", "телефон"), "store_visit": ("визит", "шоурум")}
-#: average cost per click by campaign (RUB); spend = clicks × CPC with daily noise
+#: average cost per click by source (RUB), and by campaign where it differs (B2B keywords are
+#: dear; the VK promos that bring deal hunters pay for reach); spend = billed clicks × CPC with
+#: daily noise, and an ad network bills more clicks than Metrica records as visits (bounces before
+#: the counter loads, in-app browsers, filtered robots), VK far more than Yandex
 CPC = {"yandex": 38.0, "vk": 22.0}
+CAMPAIGN_CPC = {"office_search": 300.0, "horeca_search": 350.0, "academy_search": 150.0, "hobby_search": 70.0,
+                "gifts_search": 60.0, "gifts_search_vk": 95.0, "capsules_search": 55.0, "capsules_search_vk": 90.0}
+BILLED_CLICKS_PER_VISIT = {"yandex": 1.5, "vk": 2.5}
 
 
 class FilesWriter:
@@ -30,6 +36,7 @@ class FilesWriter:
         self.orders = sinks.csv(d / "orders.csv", ["order_id", "customer_id", "ordered_at", "amount", "status",
                                                "product", "quantity", "cost", "manager"])
         self.customers = sinks.csv(d / "customers.csv", ["customer_id", "name", "email", "phone", "city", "type"])
+        self.spend: dict[tuple[str, str], int] = {}  # (utm_source, utm_campaign) -> kopecks
         self.interactions = sinks.csv(d / "interactions.csv", ["interaction_id", "customer_id", "occurred_at",
                                                            "channel", "kind", "manager", "note"])
 
@@ -62,7 +69,10 @@ class FilesWriter:
         for key in sorted(ad_clicks):
             day, source, medium, campaign = key
             rng = random.Random(f"zernoipar-costs:{self.seed}:{day}:{campaign}")
-            kopecks = round(ad_clicks[key] * CPC.get(source, 30.0) * rng.uniform(0.8, 1.25) * 100)
+            cpc = CAMPAIGN_CPC.get(campaign, CPC.get(source, 30.0))
+            clicks = ad_clicks[key] * BILLED_CLICKS_PER_VISIT.get(source, 1.0)
+            kopecks = round(clicks * cpc * rng.uniform(0.8, 1.25) * 100)
+            self.spend[(source, campaign)] = self.spend.get((source, campaign), 0) + kopecks
             costs.write([ru_date(day), source, medium, campaign, ru_money(kopecks)])
         return {"files/crm/orders.csv": self.orders.close(), "files/crm/customers.csv": self.customers.close(),
                 "files/crm/interactions.csv": self.interactions.close(),

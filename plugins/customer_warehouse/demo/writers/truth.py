@@ -3,7 +3,9 @@
 ``customers.csv`` holds the latent facts (job, churn in the holdout and why, true cost to serve)
 next to what was served; ``keys.csv`` says how every source identifies the customer, in the
 ``(source, source_key)`` convention of ``marts.customer_source_keys``; ``reconciliation.json``
-holds won revenue per source to the kopeck. Plain UTF-8 CSV: this is for the evaluator, not a source.
+holds won revenue per source to the kopeck; ``campaigns.csv`` holds each paid campaign's spend and the
+customers it acquired, so the true acquisition cost of a customer is their campaign's spend per
+acquired customer (profit = revenue − cost of goods − cost to serve − acquisition cost). Plain UTF-8 CSV: this is for the evaluator, not a source.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ CUSTOMER_COLUMNS = [
     "price_sensitive", "first_purchase_at", "last_purchase_at", "served_purchases", "served_revenue",
     "served_cogs", "n_calls", "n_meetings", "n_emails", "n_deliveries", "n_complaints", "n_store_visits", "true_cost_to_serve",
     "churned_before_today", "churned_in_holdout", "churn_date", "churn_reason", "holdout_purchases",
-    "holdout_revenue",
+    "holdout_revenue", "service_profile", "acquisition_campaign",
 ]
+CAMPAIGN_COLUMNS = ["campaign", "utm_source", "spend", "customers_acquired", "cost_per_customer"]
 
 
 class TruthWriter:
@@ -35,6 +38,7 @@ class TruthWriter:
         self.keys = sinks.csv(truth / "keys.csv", ["customer_key", "source", "source_key"], **plain)
         self.revenue: Counter = Counter()
         self.won: Counter = Counter()
+        self.acquired: Counter = Counter()  # paid campaign -> customers it acquired
         self.n_customers = self.n_keys = 0
 
     def _served_keys(self, c: Customer) -> list[tuple[str, str]]:
@@ -70,6 +74,19 @@ class TruthWriter:
         self.n_customers += 1
         self.customers.write(self._row(c))
 
+    def _acquisition_campaign(self, c: Customer) -> str:
+        """The UTM campaign of the customer's first visit before today, else of their first deal."""
+        today = self.period.today_dt
+        visits = [v for v in c.visits if v.at < today]
+        if visits:
+            first = min(visits, key=lambda v: (v.at, v.k))
+            return first.utm[2] if first.utm else ""
+        deals = [d for d in c.deals if d.system != "file" and d.served(self.period) and d.deleted_at is None]
+        if deals:
+            first_deal = min(deals, key=lambda d: (d.created, d.k))
+            return first_deal.utm[2] if first_deal.utm else ""
+        return ""
+
     def _row(self, c: Customer) -> list:
         today, end = self.period.today_dt, self.period.holdout_end_dt
         won = [d for d in c.deals if d.outcome == "won" and d.deleted_at is None]
@@ -86,6 +103,9 @@ class TruthWriter:
         # Churned in the holdout = had dropped out and so made no purchase in it; a customer who
         # still bought in the holdout was active, whatever happened afterwards.
         churned_in_holdout = churned and not holdout
+        campaign = self._acquisition_campaign(c)
+        if campaign:
+            self.acquired[campaign] += 1
         return [
             c.key, c.job.job_id, int(c.is_b2b), int(c.prospect), c.crm, int(c.file_customer), int(c.web), c.city, c.main.sex,
             c.main.age, c.satisfaction, int(c.price_sensitive),
@@ -96,18 +116,31 @@ class TruthWriter:
             int(churned and c.churn_date < today), int(churned_in_holdout),
             c.churn_date.date().isoformat() if churned else "",
             c.churn_reason or "", len(holdout), money_text(sum(d.amount_kop for d in holdout)),
+            c.profile.name, campaign,
         ]
 
-    def merge(self, revenue: Counter, won: Counter, n_customers: int, n_keys: int) -> None:
+    def merge(self, revenue: Counter, won: Counter, n_customers: int, n_keys: int, acquired: Counter) -> None:
         """Add a worker's totals."""
         self.revenue.update(revenue)
         self.won.update(won)
+        self.acquired.update(acquired)
         self.n_customers += n_customers
         self.n_keys += n_keys
 
-    def close(self, extra: dict | None = None) -> dict[str, int]:
+    def close(self, extra: dict | None = None, spend: dict[tuple[str, str], int] | None = None) -> dict[str, int]:
+        """``spend``: kopecks per ``(utm_source, utm_campaign)`` before today (what marketing_costs.csv holds)."""
         self.customers.close()
         self.keys.close()
+        spend = spend or {}
+        campaigns = {campaign: source for source, campaign in spend} | {
+            campaign: "" for campaign in self.acquired if campaign not in {c for _, c in spend}}
+        with (self.dir / "campaigns.csv").open("w", encoding="utf-8", newline="") as fh:
+            fh.write(",".join(CAMPAIGN_COLUMNS) + "\n")
+            for campaign in sorted(campaigns):
+                kopecks = sum(k for (_, name), k in spend.items() if name == campaign)
+                n = self.acquired[campaign]
+                per = money_text(round(kopecks / n)) if n else "0.00"
+                fh.write(f"{campaign},{campaigns[campaign]},{money_text(kopecks)},{n},{per}\n")
         sources = {"amocrm": "amocrm", "bitrix24": "bitrix24", "file": "crm_files"}
         reconciliation = {
             "currency": C.CURRENCY,
@@ -120,4 +153,5 @@ class TruthWriter:
         }
         (self.dir / "reconciliation.json").write_text(json.dumps(reconciliation, ensure_ascii=False, indent=2) + "\n",
                                                       encoding="utf-8")
-        return {"truth/customers.csv": self.n_customers, "truth/keys.csv": self.n_keys}
+        return {"truth/customers.csv": self.n_customers, "truth/keys.csv": self.n_keys,
+                "truth/campaigns.csv": len(campaigns)}
