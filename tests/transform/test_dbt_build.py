@@ -88,14 +88,18 @@ def test_same_day_purchases_count_once_and_observation_ends_at_run_date(built):
 def test_p_alive_and_expected_purchases_in_sql_match_python(built):
     _, uri, _, _ = built
     r, alpha, a, b, variant = rows(uri, "select r, alpha, a, b, variant from marts_build.churn_model")[0]
-    assert variant == "mbgnbd"  # the pipeline's default
+    assert variant == "bgnbd"  # the pipeline's default: Fader–Hardie–Lee as published
     params = bgnbd.BgNbdParams(r, alpha, a, b, 0.0, 0, True, variant)
-    got = rows(uri, "select x, t_x, t, p_alive, expected_purchases_90d from marts_build.customer_churn "
-                    "order by customer_id")
+    got = rows(uri, "select x, t_x, t, p_alive, expected_purchases_90d, churn_probability "
+                    "from marts_build.customer_churn order by customer_id")
     x, t_x, t = (np.array([float(g[i]) for g in got]) for i in range(3))
-    assert np.allclose([float(g[3]) for g in got], bgnbd.p_alive(params, x, t_x, t), atol=2e-6)
+    alive = bgnbd.p_alive(params, x, t_x, t)
+    assert np.allclose([float(g[3]) for g in got], alive, atol=2e-6)
     expected = bgnbd.expected_purchases(params, 90 / 7, x, t_x, t)
     assert np.allclose([float(g[4]) for g in got], expected, atol=2e-6)
+    # no purchase within the 180-day churn horizon: dead, or alive and silent by chance
+    silent = (1 - alive) + alive * ((alpha + t) / (alpha + t + 180 / 7)) ** (r + x)
+    assert np.allclose([float(g[5]) for g in got], silent, atol=2e-6)
 
 
 def test_jobs_and_churn_reasons_follow_the_evidence(built):

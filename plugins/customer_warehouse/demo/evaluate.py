@@ -8,7 +8,8 @@ a split or over-merged identity costs accuracy instead of being silently forgive
 * JTBD — ``marts.customer_jobs(customer_id, job_id, confidence)``, ``job_id = 'unassigned'`` for
   none: accuracy among assigned truth customers, coverage = assigned / truth customers with a
   served purchase (leads that never bought are reported apart);
-* churn — ``marts.customer_churn(customer_id, p_alive, churn_flag)``: rank AUC of ``1 − p_alive``
+* churn — ``marts.customer_churn(customer_id, p_alive[, churn_probability, is_churned])``: rank AUC
+  of ``churn_probability`` (else ``1 − p_alive``)
   against ``churned_in_holdout`` over truth customers with a served purchase, and precision in
   the top risk decile;
 * profitability — ``Σ marts.customer_profitability.revenue`` against the truth's won revenue,
@@ -178,9 +179,20 @@ def _jtbd(truth: dict, best: dict[str, str], rows: list[dict]) -> dict:
             "prospects": dict(prospects), "per_job": per_job, "confusion": {k: dict(sorted(v.items())) for k, v in sorted(confusion.items())}}
 
 
+def _churn_score(row: dict) -> float | None:
+    """The mart's churn risk: ``churn_probability`` (no purchase within the churn horizon) when the
+    mart has it, else 1 − p_alive."""
+    value = row.get("churn_probability")
+    if value is not None:
+        return float(value)
+    return None if row.get("p_alive") is None else 1.0 - float(row["p_alive"])
+
+
 def _churn(truth: dict, best: dict[str, str], rows: list[dict]) -> dict:
+    risk = {str(r["customer_id"]): _churn_score(r) for r in rows}
     p_alive = {str(r["customer_id"]): r["p_alive"] for r in rows}
-    flags = {str(r["customer_id"]): r.get("churn_flag") for r in rows}
+    flags = {str(r["customer_id"]): r.get("churn_flag", r.get("is_churned")) for r in rows}
+    alive_scores: list[float] = []
     labels, scores, names, flagged = [], [], [], []
     eligible = 0
     for tkey, row in truth["customers"].items():
@@ -188,16 +200,20 @@ def _churn(truth: dict, best: dict[str, str], rows: list[dict]) -> dict:
             continue
         eligible += 1
         mart_id = best.get(tkey)
-        p = p_alive.get(mart_id) if mart_id else None
+        p = risk.get(mart_id) if mart_id else None
         if p is None or (isinstance(p, float) and math.isnan(p)):
             continue
         labels.append(int(row["churned_in_holdout"]))
-        scores.append(1.0 - float(p))
+        scores.append(p)
+        alive = p_alive.get(mart_id)
+        alive_scores.append(1.0 - float(alive) if alive is not None else 0.5)
         names.append(tkey)
         flagged.append(flags.get(mart_id))
     result = {"eligible": eligible, "scored": len(labels), "coverage": len(labels) / eligible if eligible else None,
               "base_rate": sum(labels) / len(labels) if labels else None,
-              "auc": auc(labels, scores), "top_decile_precision": top_decile_precision(labels, scores, names)}
+              "auc": auc(labels, scores), "top_decile_precision": top_decile_precision(labels, scores, names),
+              "score": "churn_probability" if rows and "churn_probability" in rows[0] else "1 - p_alive",
+              "auc_of_1_minus_p_alive": auc(labels, alive_scores)}
     pairs = [(bool(f), y) for f, y in zip(flagged, labels, strict=True) if f is not None]
     if pairs:
         tp = sum(1 for f, y in pairs if f and y)
@@ -238,7 +254,8 @@ def evaluate(truth_dir: str | Path, warehouse_uri: str, schema: str = "marts") -
             report["identity"]["error"] = err
         jobs, err = _select(conn, schema, "customer_jobs", ["customer_id", "job_id", "confidence"])
         report["jtbd"] = {"error": err} if err else _jtbd(truth, best, jobs)
-        churn, err = _select(conn, schema, "customer_churn", ["customer_id", "p_alive"], ("churn_flag",))
+        churn, err = _select(conn, schema, "customer_churn", ["customer_id", "p_alive"],
+                              ("churn_probability", "churn_flag", "is_churned"))
         report["churn"] = {"error": err} if err else _churn(truth, best, churn)
         prof, err = _select(conn, schema, "customer_profitability", ["customer_id", "revenue"], ("cost_to_serve",))
         report["profitability"] = {"error": err} if err else _profitability(truth, best, prof)
@@ -296,7 +313,8 @@ def format_report(report: dict) -> str:
         lines.append(f"Churn: ! {c['error']}")
     else:
         lines.append(f"Churn: AUC {_fmt(c['auc'])}, top-decile precision {_fmt(c['top_decile_precision'])} "
-                     f"(base rate {_fmt(c['base_rate'])}), scored {c['scored']}/{c['eligible']}")
+                     f"(base rate {_fmt(c['base_rate'])}), scored {c['scored']}/{c['eligible']} by {c.get('score')}; "
+                     f"AUC of 1 − p_alive {_fmt(c.get('auc_of_1_minus_p_alive'))}")
     if p.get("error"):
         lines.append(f"Profitability: ! {p['error']}")
     else:

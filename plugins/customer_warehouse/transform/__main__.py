@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="observation end (default: today)")
     parser.add_argument("--full-refresh", action="store_true", help="rebuild incremental models from scratch")
     parser.add_argument("--time-unit", choices=("week", "day"), default="week", help="BG/NBD time unit")
-    parser.add_argument("--churn-model", choices=("bgnbd", "mbgnbd"), default="mbgnbd", help="churn model variant")
+    parser.add_argument("--churn-model", choices=("bgnbd", "mbgnbd"), default="bgnbd", help="churn model variant")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

@@ -48,7 +48,7 @@ def read_summary(conn) -> tuple[list[float], list[float], list[float]]:
 
 
 def fit_and_store(conn, run_date: dt.date, time_unit: str = "week",
-                  variant: str = "mbgnbd") -> bgnbd.BgNbdParams | None:
+                  variant: str = "bgnbd") -> bgnbd.BgNbdParams | None:
     """Fit on the current summary and upsert the parameters; None when nobody has bought yet."""
     x, t_x, t_cal = read_summary(conn)
     if not x:
