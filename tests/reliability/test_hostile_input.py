@@ -200,8 +200,6 @@ def _files_stack(data: Path):
 OUT_OF_RANGE_IDS = ("9223372036854775808",)  # 2**63: one beyond bigint
 
 
-@pytest.mark.xfail(strict=True, reason="amoCRM to_row accepts ids beyond bigint; their COPY then fails the whole "
-                                       "batch (NumericValueOutOfRange) instead of quarantining the one record")
 @pytest.mark.parametrize("raw_id", OUT_OF_RANGE_IDS)
 def test_amocrm_lead_with_an_id_out_of_range_is_quarantined(demo_copy, conn, raw_id):
     t = int(dt.datetime(2026, 11, 17, 12, tzinfo=dt.timezone(dt.timedelta(hours=3))).timestamp())
@@ -216,8 +214,6 @@ def test_amocrm_lead_with_an_id_out_of_range_is_quarantined(demo_copy, conn, raw
     assert conn.execute("select count(*) from raw_amocrm.leads").fetchone()[0] > 0
 
 
-@pytest.mark.xfail(strict=True, reason="Bitrix24 to_row accepts IDs beyond bigint; their COPY then fails the whole "
-                                       "batch (NumericValueOutOfRange) instead of quarantining the one record")
 @pytest.mark.parametrize("raw_id", OUT_OF_RANGE_IDS)
 def test_bitrix24_deal_with_an_id_out_of_range_is_quarantined(demo_copy, conn, raw_id):
     _append_jsonl(demo_copy / "bitrix24" / "deals.jsonl",
@@ -232,9 +228,6 @@ def test_bitrix24_deal_with_an_id_out_of_range_is_quarantined(demo_copy, conn, r
     assert conn.execute("select count(*) from raw_bitrix24.deals").fetchone()[0] > 0
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError,
-                   reason="to_row catches TypeError/ValueError around int(id) but not OverflowError: an id of "
-                          "1e999 (JSON's way to write infinity) aborts the batch instead of being quarantined")
 @pytest.mark.parametrize("source", ["amocrm", "bitrix24"])
 def test_an_infinite_id_is_rejected_not_raised(source):
     from customer_warehouse.sources.amocrm import loader as amo

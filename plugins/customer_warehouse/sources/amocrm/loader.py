@@ -243,6 +243,9 @@ def _unix(value: Any) -> dt.datetime:
     return dt.datetime.fromtimestamp(value, UTC)
 
 
+BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
+
+
 def to_row(ent: Entity, account: str, item: Any, deleted: bool = False) -> tuple:
     """The raw-table row of one API object, or :class:`Rejected` with the reason."""
     if not isinstance(item, dict):
@@ -255,8 +258,10 @@ def to_row(ent: Entity, account: str, item: Any, deleted: bool = False) -> tuple
     else:
         try:
             key = int(raw_id)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # 1e999 in JSON is infinity
             raise Rejected(f"id is not an integer: {raw_id!r}") from None
+        if not BIGINT_MIN <= key <= BIGINT_MAX:  # else COPY would fail the whole batch, not this record
+            raise Rejected(f"id out of the bigint range: {raw_id!r}")
     updated = None
     if ent.version_field:
         value = item.get(ent.version_field)

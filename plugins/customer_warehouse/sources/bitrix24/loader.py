@@ -187,6 +187,9 @@ def _parse_time(value: Any, tz: str) -> dt.datetime:
     return t if t.tzinfo else t.replace(tzinfo=ZoneInfo(tz))
 
 
+BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
+
+
 def to_row(ent: Entity, portal: str, item: Any, tz: str) -> tuple:
     """The raw-table row of one REST result row, or :class:`Rejected` with the reason."""
     if not isinstance(item, dict):
@@ -196,8 +199,10 @@ def to_row(ent: Entity, portal: str, item: Any, tz: str) -> tuple:
         raise Rejected("no ID")
     try:
         key = int(raw_id)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # 1e999 in JSON is infinity
         raise Rejected(f"ID is not an integer: {raw_id!r}") from None
+    if not BIGINT_MIN <= key <= BIGINT_MAX:  # else COPY would fail the whole batch, not this record
+        raise Rejected(f"ID out of the bigint range: {raw_id!r}")
     updated = None
     if ent.version_field:
         value = item.get(ent.version_field)
