@@ -16,8 +16,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
+from hypothesis import settings
 
 os.environ.setdefault("CW_NO_AIRFLOW_LOOKUP", "1")  # tests pass connections explicitly
+
+# CI explores the same examples every run (a red CI must be reproducible); developers get fresh ones
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 def _local_pg_up() -> bool:

@@ -25,7 +25,7 @@ from customer_warehouse.sources.bitrix24 import loader as b24
 from customer_warehouse.sources.crm_files import _email_or_fail, _phone_or_fail
 from customer_warehouse.sources.metrica.tsv import escape, join_escaped_newlines, split_lines, to_copy_text
 from customer_warehouse.sources.tabular import TabularFile
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
@@ -107,8 +107,17 @@ def test_csv_exports_read_back_cell_for_cell(tmp_path, locale, header, rows):
     writer = csv.writer(buf, delimiter=delimiter, lineterminator=eol, quoting=csv.QUOTE_MINIMAL)
     writer.writerow(header)
     writer.writerows(rows)
+    data = buf.getvalue().encode(encoding)
+    if encoding == "cp1251":
+        # cp1251 bytes that also form valid UTF-8 (e.g. "В¤" = C2 A4 = "¤") are ambiguous to any
+        # detector; real Russian text almost never is, so only unambiguous files are generated
+        try:
+            data.decode("utf-8")
+            assume(data.isascii())
+        except UnicodeDecodeError:
+            pass
     path = tmp_path / f"export-{locale}.csv"
-    path.write_bytes(buf.getvalue().encode(encoding))
+    path.write_bytes(data)
 
     with TabularFile(path, encoding=None, delimiter=delimiter) as f:
         got = list(f)
