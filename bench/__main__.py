@@ -252,6 +252,7 @@ def run(args) -> dict[str, Any]:
     for key in ("full_nightly_seconds_large", "incremental_nightly_seconds_large"):
         if scale != "large":
             _skipped(result, [key], "not measured at this scale")
+    result["rss_method"] = "launcher"  # see bench/procs.py: per-stage peaks free of the bench's own RSS
     result["details"] = details
     result["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     result["bench_seconds"] = round(time.time() - started, 1)
