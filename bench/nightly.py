@@ -56,8 +56,12 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def run_nightly(label: str, day: dt.date, data_dir: Path, env: dict[str, str], work: Path,
-                sources: tuple[str, ...] = SOURCES) -> dict[str, Any]:
-    """Extract+load every source, dbt build, gate, publish — each measured; emulators as of ``day``."""
+                sources: tuple[str, ...] = SOURCES, after_transform=None) -> dict[str, Any]:
+    """Extract+load every source, dbt build, gate, publish — each measured; emulators as of ``day``.
+
+    ``after_transform`` runs (unmeasured here) between a successful dbt build and the gate, while
+    the build schema still exists — publish swaps it away.
+    """
     stack = start_emulators(data_dir, day)
     env = {**env, **stack.connections()}
     stages: list[Measured] = []
@@ -91,6 +95,8 @@ def run_nightly(label: str, day: dt.date, data_dir: Path, env: dict[str, str], w
         stages.append(_checked(m, result))
         if not m.ok:
             break  # what follows a failed stage would only measure its failure
+        if stage == "transform" and after_transform is not None:
+            after_transform()
     return {"label": label, "day": day.isoformat(), "stages": [s.as_dict() for s in stages],
             "seconds": round(sum(s.seconds for s in stages), 3),
             "ok": all(s.ok for s in stages) and len(stages) == len(sources) + 3,
