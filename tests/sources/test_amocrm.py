@@ -7,6 +7,7 @@ import json
 from collections import Counter
 from pathlib import Path
 from urllib.parse import parse_qs
+from zoneinfo import ZoneInfo
 
 import pytest
 from customer_warehouse.connections import SourceConfig
@@ -348,3 +349,137 @@ def test_request_throttle_never_allows_more_than_rate_in_a_period():
         now[0] += 0.01  # the request itself
     assert max(sum(1 for u in sent[i:] if u - t < 1.1 - 1e-9) for i, t in enumerate(sent)) == 7
     assert sent[7] >= sent[0] + 1.1 - 1e-9
+
+
+def _reference_page(records: list, query: dict, horizon: float, page: int, limit: int) -> list:
+    """The list contract written out plainly (the emulator before its sorted indexes): filter
+    every record (unreadable times pass), hide records after the horizon, sort, slice."""
+    def num(v):
+        if isinstance(v, bool):
+            return None
+        try:
+            return float(v) if isinstance(v, int | float | str) else None
+        except ValueError:
+            return None
+
+    def t(rec, f):
+        return num(rec.get(f)) if isinstance(rec, dict) else None
+
+    chosen = []
+    for rec in records:
+        ok = all(t(rec, f) is None or ((lo is None or t(rec, f) >= lo) and (hi is None or t(rec, f) <= hi))
+                 for f, (lo, hi) in query["ranges"].items())
+        seen = t(rec, "updated_at") or t(rec, "created_at")
+        if ok and (seen is None or seen < horizon):
+            chosen.append(rec)
+    name, asc = query["order"]
+
+    def key(rec):
+        rid = rec.get("id") if isinstance(rec, dict) else None
+        value = num(rid) if name == "id" else t(rec, name)
+        return (value if value is not None else float("-inf"), str(rid))
+
+    chosen.sort(key=key, reverse=not asc)
+    return [rec.get("_served", rec) for rec in chosen[(page - 1) * limit: page * limit]]
+
+
+def test_list_pages_match_the_plain_contract_for_random_filters(tmp_path):
+    """Paging through sorted indexes (bisection) answers exactly what filtering the whole list
+    would: ties, records without times, malformed lines, odd ids, descending order, the horizon."""
+    import random
+
+    import httpx
+
+    rnd = random.Random(8)
+    base = ts(9, 1)
+    records: list = []
+    for i in range(400):
+        rec = {"id": rnd.choice([i, i, i, str(i), None, 10**20 + i]), "name": f"lead {i}"}
+        for f in ("updated_at", "created_at"):
+            roll = rnd.random()
+            if roll < 0.08:
+                continue  # no time: passes every filter
+            rec[f] = (str(base + rnd.randrange(0, 40) * 3600) if roll < 0.15
+                      else base + rnd.randrange(0, 40) * 3600)  # many ties
+        records.append(rec)
+    records[7:7] = ["{not json", "[1, 2]"]
+    write(tmp_path, "leads", records)
+    # what a malformed line is served as: a string as stored; valid JSON that is no object: itself
+    parsed = [r if isinstance(r, dict) else {"_served": r if r.startswith("{") else json.loads(r)} for r in records]
+    horizon = dt.datetime.combine(dt.date(2026, 9, 2), dt.time(), ZoneInfo("Europe/Moscow")).timestamp()
+    app = app_for(tmp_path, today=dt.date(2026, 9, 1))
+    checked = 0
+    with running(app) as url, httpx.Client(base_url=url, headers={"Authorization": "Bearer demo-token"}) as http:
+        for _ in range(60):
+            field = rnd.choice(["updated_at", "created_at"])
+            order = (rnd.choice([field, field, "id", "updated_at"]), rnd.random() < 0.6)
+            ranges = {}
+            if rnd.random() < 0.8:
+                lo, hi = sorted(base + rnd.randrange(-2, 42) * 3600 for _ in range(2))
+                ranges[field] = (lo if rnd.random() < 0.9 else None, hi if rnd.random() < 0.9 else None)
+            if rnd.random() < 0.15:
+                ranges["created_at" if field == "updated_at" else "updated_at"] = (base + 3600 * 5, None)
+            params = {f"order[{order[0]}]": "asc" if order[1] else "desc", "limit": rnd.choice([7, 50, 250])}
+            for f, (lo, hi) in ranges.items():
+                if lo is not None:
+                    params[f"filter[{f}][from]"] = int(lo)
+                if hi is not None:
+                    params[f"filter[{f}][to]"] = int(hi)
+            query = {"ranges": ranges, "order": order}
+            for page in range(1, 80):
+                resp = http.get("/api/v4/leads", params={**params, "page": page})
+                want = _reference_page(parsed, query, horizon, page, params["limit"])
+                if resp.status_code == 204:
+                    assert want == [], (params, page)
+                    break
+                got = resp.json()["_embedded"]["leads"]
+                assert got == want, (params, page)
+                checked += len(got)
+    assert checked > 1000
+
+
+def test_malformed_line_is_served_as_a_string_and_records_as_stored(tmp_path):
+    import httpx
+
+    write(tmp_path, "leads", [lead(1, ts(8, 1)), "{broken", lead(2, ts(8, 2))])
+    with running(app_for(tmp_path, today=dt.date(2026, 9, 1))) as url:
+        resp = httpx.get(f"{url}/api/v4/leads", headers={"Authorization": "Bearer demo-token"},
+                         params={"limit": 250, "order[updated_at]": "asc"})
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("application/json")
+    items = resp.json()["_embedded"]["leads"]
+    assert items == ["{broken", lead(1, ts(8, 1)), lead(2, ts(8, 2))]
+
+
+def test_rate_limit_none_lifts_the_emulated_quota(data):
+    import httpx
+
+    app = emulator.create_app(data, rate_limit=None, block_after=1)
+    with running(app) as url, httpx.Client(base_url=url, headers={"Authorization": "Bearer demo-token"}) as http:
+        statuses = Counter(http.get("/api/v4/users").status_code for _ in range(40))
+    assert statuses == {200: 40}
+
+
+@pytest.mark.parametrize(("extra", "rate"), [({}, 7.0), ({"requests_per_second": "0"}, 0.0),
+                                             ({"requests_per_second": 3}, 3.0), ({"rate_limit": 5}, 5.0)])
+def test_requests_per_second_extra_sets_the_client_throttle(extra, rate):
+    from customer_warehouse.sources.amocrm.client import NoThrottle, RequestThrottle
+    from customer_warehouse.sources.amocrm.loader import Settings
+
+    cfg = SourceConfig("amocrm_default", "amocrm", host="http://127.0.0.1:9", password="t", extra=extra)
+    settings = Settings.from_config(cfg, "default")
+    assert settings.rate_limit == rate
+    client = amocrm.AmoClient(settings.base_url, "t", rate_limit=settings.rate_limit)
+    assert isinstance(client.throttle, NoThrottle if rate == 0 else RequestThrottle)
+    client.close()
+
+
+def test_unthrottled_client_sends_faster_than_the_documented_limit(data, wh):
+    """``requests_per_second: 0`` (emulators and the bench only): no client pacing at all."""
+    write(data, "leads", [lead(i, ts(9, 1, 1) + i) for i in range(1, 25)])
+    app = emulator.create_app(data, rate_limit=None)
+    with running(app) as url:
+        amocrm.extract_load(config(url, entities=["leads"], rate_limit=None, requests_per_second=0, page_limit=1),
+                            "default", WINDOW, wh)
+    times = sorted(r["t"] for r in app.state.amo.requests)
+    assert len(times) >= 24 and len(leads_in(wh)) == 24
+    assert min(b - a for a, b in zip(times, times[7:], strict=False)) < 1.0  # 8 within a second

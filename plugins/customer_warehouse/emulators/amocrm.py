@@ -12,25 +12,31 @@ What it reproduces (docs: /work/shared/reference/sources.md, "amoCRM / Kommo —
   (``grant_type=refresh_token``) issues a new access token and a new refresh token and revokes
   the old refresh token (rotation); issued access tokens can expire (``access_ttl``), and tests can
   expire every live token with :meth:`AmoState.expire_access_tokens`.
-* A per-second rate limit: more than ``rate_limit`` requests within one second → 429 (with
+* A per-second rate limit (``rate_limit=None`` lifts it, for the benchmark): more than
+  ``rate_limit`` requests within one second → 429 (with
   ``Retry-After`` only when ``retry_after`` is set: the real API sends none); ``block_after``
   such violations within ``violation_window`` seconds block the account and then **every**
   request answers 403 for ``block_seconds``.
 * Every request is logged in ``app.state.amo.requests`` (time, method, path, query, status) so
   tests can count requests per second or see what a client asked for.
 
-Records are served exactly as stored (malformed lines included, so clients' quarantine can be
-tested). Memory: each file is indexed once (offset, id, time per record; re-indexed when the file
-changes) and only the requested page is read from disk, so large demo files are not held in memory.
+Records are served exactly as stored (malformed lines included, as JSON strings, so clients'
+quarantine can be tested). Memory and time: each file is indexed once, column-wise (offset, id and
+times per record as machine numbers; re-indexed when the file changes), only the requested page is
+read from disk, and a list filtered by the field it is ordered by (how clients walk a history) is
+cut out of a cached sorted order by bisection — a page costs O(log n + page), not a scan.
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import json
+import math
 import secrets
 import threading
 import time
+from array import array
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,11 +76,101 @@ def _as_number(value: Any) -> float | None:
     return None
 
 
-@dataclass(slots=True)
-class _Entry:
-    offset: int
-    id: Any
-    times: dict[str, float | None]
+_MISSING = float("nan")  # a record without a readable time, in the index's number columns
+_INT64 = (-(2**63), 2**63)
+
+
+class _Columns:
+    """One file's index, column-wise: offset, id and the filter times of every record as machine
+    numbers (~32 bytes a record instead of an object and a dict), plus lazily built sorted orders
+    so that a page of a filtered list costs O(log n + page), not a scan of the whole file.
+
+    Times that are missing or unreadable are NaN in the columns; non-finite times that a record
+    really holds (``"inf"``, ``"nan"`` strings parse as such) are kept aside in ``odd_times`` and
+    make queries on that field take the exact, scanning path.
+    """
+
+    def __init__(self, fields: tuple[str, ...]):
+        self.fields = fields
+        self.offsets = array("q")
+        self.ids = array("q")
+        self.odd_ids: dict[int, Any] = {}  # position → id that is not a 64-bit int (served as is)
+        self.times = {f: array("d") for f in fields}
+        self.odd_times: dict[str, dict[int, float]] = {f: {} for f in fields}
+        self._orders: dict[tuple, tuple[array, array, int]] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def add(self, offset: int, rec: dict[str, Any]) -> None:
+        i = len(self.offsets)
+        self.offsets.append(offset)
+        rid = rec.get("id")
+        if type(rid) is int and _INT64[0] <= rid < _INT64[1]:
+            self.ids.append(rid)
+        else:
+            self.ids.append(0)
+            self.odd_ids[i] = rid
+        for f in self.fields:
+            t = _as_number(rec.get(f))
+            if t is not None and not math.isfinite(t):
+                self.odd_times[f][i] = t
+                t = None
+            self.times[f].append(_MISSING if t is None else t)
+
+    def id(self, i: int) -> Any:
+        return self.odd_ids[i] if i in self.odd_ids else self.ids[i]
+
+    def time(self, i: int, name: str) -> float | None:
+        column = self.times.get(name)
+        if column is None:
+            return None
+        odd = self.odd_times[name]
+        if odd and i in odd:
+            return odd[i]
+        t = column[i]
+        return None if t != t else t
+
+    def visible(self, i: int, horizon: float | None) -> bool:
+        if horizon is None:
+            return True
+        t = self.time(i, "updated_at") or self.time(i, "created_at")
+        return t is None or t < horizon
+
+    def sort_key(self, name: str):
+        def key(i: int):
+            value = _as_number(self.id(i)) if name == "id" else self.time(i, name)
+            return (value if value is not None else float("-inf"), str(self.id(i)))
+        return key
+
+    def exact_sortable(self, name: str) -> bool:
+        """True when the sort key is a total order (no NaN), so sorting before or after filtering
+        gives the same sequence."""
+        if name == "id":
+            return not any((n := _as_number(v)) is not None and n != n for v in self.odd_ids.values())
+        return not any(t != t for t in self.odd_times.get(name, {}).values())
+
+    def ordered(self, name: str, asc: bool, horizon: float | None) -> tuple[array, array, int]:
+        """Visible positions sorted as a list request orders them, the order field's values of
+        the positions that have one (negated when descending, so they ascend), and how many
+        positions have none (first when ascending, last when descending)."""
+        key = (name, asc, horizon)
+        with self._lock:
+            if key not in self._orders:
+                positions = [i for i in range(len(self)) if self.visible(i, horizon)]
+                positions.sort(key=self.sort_key(name), reverse=not asc)
+                values = array("d")
+                blank = 0
+                if name in self.times:
+                    for i in positions:
+                        t = self.time(i, name)
+                        if t is None:
+                            blank += 1
+                        else:
+                            values.append(t if asc else -t)
+                self._orders[key] = (array("q", positions), values, blank)
+            return self._orders[key]
 
 
 class JsonlIndex:
@@ -85,24 +181,24 @@ class JsonlIndex:
     def __init__(self, path: Path):
         self.path = path
         self._sig: tuple[float, int] | None = None
-        self._entries: list[_Entry] = []
+        self._columns = _Columns(self.FIELDS)
         self._lock = threading.Lock()
 
-    def entries(self) -> list[_Entry]:
+    def entries(self) -> _Columns:
         with self._lock:
             try:
                 st = self.path.stat()
             except FileNotFoundError:
-                self._sig, self._entries = None, []
-                return []
+                self._sig, self._columns = None, _Columns(self.FIELDS)
+                return self._columns
             sig = (st.st_mtime, st.st_size)
             if sig != self._sig:
-                self._entries = self._build()
+                self._columns = self._build()
                 self._sig = sig
-            return self._entries
+            return self._columns
 
-    def _build(self) -> list[_Entry]:
-        out = []
+    def _build(self) -> _Columns:
+        out = _Columns(self.FIELDS)
         with self.path.open("rb") as fh:
             offset = 0
             for line in fh:
@@ -111,22 +207,34 @@ class JsonlIndex:
                         obj = json.loads(line)
                     except ValueError:
                         obj = None
-                    rec = obj if isinstance(obj, dict) else {}
-                    out.append(_Entry(offset, rec.get("id"), {f: _as_number(rec.get(f)) for f in self.FIELDS}))
+                    out.add(offset, obj if isinstance(obj, dict) else {})
                 offset += len(line)
         return out
 
-    def read(self, entries: list[_Entry]) -> list[Any]:
+    def read(self, offsets: list[int]) -> list[bytes]:
+        """The records at ``offsets`` as JSON texts: a valid line as stored, a broken line as a
+        JSON string (kept visible to the client, which must quarantine it)."""
         items = []
         with self.path.open("rb") as fh:
-            for e in entries:
-                fh.seek(e.offset)
+            for offset in offsets:
+                fh.seek(offset)
                 line = fh.readline()
                 try:
-                    items.append(json.loads(line))
-                except ValueError:  # keep the broken line visible to the client as a string
-                    items.append(line.decode("utf-8", "replace").rstrip("\n"))
+                    text = line.decode("utf-8")
+                    json.loads(text)
+                    items.append(text.strip().removeprefix("\ufeff").encode("utf-8"))
+                except UnicodeDecodeError:
+                    try:
+                        items.append(json.dumps(json.loads(line), ensure_ascii=False).encode("utf-8"))
+                    except ValueError:
+                        items.append(_as_string(line))
+                except ValueError:
+                    items.append(_as_string(line))
         return items
+
+
+def _as_string(line: bytes) -> bytes:
+    return json.dumps(line.decode("utf-8", "replace").rstrip("\n"), ensure_ascii=False).encode("utf-8")
 
 
 @dataclass
@@ -138,7 +246,7 @@ class AmoState:
     client_secret: str
     refresh_token: str
     access_ttl: float | None
-    rate_limit: int
+    rate_limit: int | None
     block_after: int
     block_seconds: float
     violation_window: float
@@ -149,6 +257,7 @@ class AmoState:
     violations: deque = field(default_factory=deque)
     blocked_until: float = 0.0
     requests: list[dict[str, Any]] = field(default_factory=list)
+    request_log_limit: int | None = None
     refreshes: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -170,6 +279,8 @@ class AmoState:
 
     def admit(self) -> int | None:
         """Rate-limit bookkeeping for one API request: None to serve it, or 429/403."""
+        if self.rate_limit is None:  # quotas lifted (benchmark): no window, no block
+            return None
         now = time.monotonic()
         with self.lock:
             if now < self.blocked_until:
@@ -234,11 +345,16 @@ def _problem(status: int, title: str, detail: str) -> JSONResponse:
 
 
 def create_app(data_dir: str | Path, *, today: dt.date | None = None, token: str = "demo-token",
-               rate_limit: int = 7, block_after: int = 5, block_seconds: float = 60.0,
+               rate_limit: int | None = 7, block_after: int = 5, block_seconds: float = 60.0,
                violation_window: float = 60.0, retry_after: float | None = None, page_max: int = PAGE_MAX,
                client_id: str = "demo-client", client_secret: str = "demo-secret",
-               refresh_token: str = "demo-refresh", access_ttl: float | None = None) -> FastAPI:
-    """The emulator app for ``data_dir`` (the demo folder: records in ``data_dir/amocrm``)."""
+               refresh_token: str = "demo-refresh", access_ttl: float | None = None,
+               request_log_limit: int | None = None) -> FastAPI:
+    """The emulator app for ``data_dir`` (the demo folder: records in ``data_dir/amocrm``).
+
+    ``rate_limit=None`` lifts the rate limit and the account block (the benchmark measures our
+    code, not the quota); ``request_log_limit`` keeps only about the latest N entries of
+    ``app.state.amo.requests`` (a long run would otherwise hold every request in memory)."""
     root = Path(data_dir)
     folder = root / "amocrm"
     today = today or _today_from_manifest(root)
@@ -249,7 +365,7 @@ def create_app(data_dir: str | Path, *, today: dt.date | None = None, token: str
 
         horizon = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), ZoneInfo("Europe/Moscow")).timestamp()
     state = AmoState(token, client_id, client_secret, refresh_token, access_ttl, rate_limit, block_after,
-                     block_seconds, violation_window, retry_after)
+                     block_seconds, violation_window, retry_after, request_log_limit=request_log_limit)
     indexes: dict[str, JsonlIndex] = {}
 
     def index(stem: str) -> JsonlIndex:
@@ -291,15 +407,19 @@ def create_app(data_dir: str | Path, *, today: dt.date | None = None, token: str
             return _problem(400, "Bad Request", "page and limit must be positive")
         limit = min(limit, cap)
         ranges, order = _filters(request.query_params)
-        chosen = _select(index(stem).entries(), ranges, order, horizon)
-        window = chosen[(page - 1) * limit: page * limit]
+        idx = index(stem)
+        cols = idx.entries()
+        window = _select(cols, ranges, order, horizon, (page - 1) * limit, page * limit)
         if not window:
             return Response(status_code=204)
         href = str(request.url)
         links: dict[str, Any] = {"self": {"href": href}}
         if len(window) == limit:
             links["next"] = {"href": str(request.url.include_query_params(page=page + 1))}
-        return {"_page": page, "_links": links, "_embedded": {key: index(stem).read(window)}}
+        head = json.dumps({"_page": page, "_links": links}, ensure_ascii=False)[:-1].encode("utf-8")
+        items = idx.read([cols.offsets[i] for i in window])
+        body = b"".join((head, b',"_embedded":{', json.dumps(key).encode(), b":[", b",".join(items), b"]}}"))
+        return Response(body, media_type="application/json")
 
     app.add_middleware(_RateGate, state=state)
     faults.install(app)
@@ -319,31 +439,58 @@ def _resolve(path: str, with_: str) -> tuple[str, str] | None:
     return None
 
 
-def _select(entries: list[_Entry], ranges, order, horizon: float | None) -> list[_Entry]:
-    """Filter and order index entries. Records whose time cannot be read pass every filter,
-    so malformed records still reach the client (which must quarantine them)."""
+def _select(cols: _Columns, ranges, order, horizon: float | None, start: int, stop: int) -> list[int]:
+    """Positions ``start:stop`` of the filtered, ordered list. Records whose time cannot be read
+    pass every filter, so malformed records still reach the client (which must quarantine them).
+
+    The usual requests — no time filter, or one on the field the list is ordered by — are cut out
+    of a cached sorted order by bisection; anything else is filtered by a scan."""
+    name, asc = order or ("id", True)
+    ranges = {f: r for f, r in ranges.items() if f in cols.times}  # other fields filter nothing
+    fast = cols.exact_sortable(name) and (not ranges or (list(ranges) == [name] and not cols.odd_times[name]))
+    if not fast:
+        return _select_scan(cols, ranges, name, asc, horizon)[start:stop]
+    positions, values, blank = cols.ordered(name, asc, horizon)
+    if not ranges:
+        return positions[start:stop].tolist()
+    lo, hi = ranges[name]
+    if asc:
+        a = 0 if lo is None else bisect.bisect_left(values, lo)
+        b = len(values) if hi is None else bisect.bisect_right(values, hi)
+        segments = [(0, blank), (blank + a, blank + b)]
+    else:
+        a = 0 if hi is None else bisect.bisect_left(values, -hi)
+        b = len(values) if lo is None else bisect.bisect_right(values, -lo)
+        segments = [(a, b), (len(values), len(values) + blank)]
+    out: list[int] = []
+    skip, want = start, stop - start
+    for first, last in segments:
+        size = max(0, last - first)
+        if skip >= size:
+            skip -= size
+            continue
+        take = positions[first + skip: min(last, first + skip + want - len(out))]
+        out.extend(take)
+        skip = 0
+        if len(out) >= want:
+            break
+    return out
+
+
+def _select_scan(cols: _Columns, ranges, name: str, asc: bool, horizon: float | None) -> list[int]:
     chosen = []
-    for e in entries:
+    for i in range(len(cols)):
         ok = True
-        for name, (lo, hi) in ranges.items():
-            t = e.times.get(name)
+        for field_name, (lo, hi) in ranges.items():
+            t = cols.time(i, field_name)
             if t is None:
                 continue
             if (lo is not None and t < lo) or (hi is not None and t > hi):
                 ok = False
                 break
-        if ok and horizon is not None:
-            t = e.times.get("updated_at") or e.times.get("created_at")
-            ok = t is None or t < horizon
-        if ok:
-            chosen.append(e)
-    name, asc = order or ("id", True)
-
-    def sort_key(e: _Entry):
-        value = _as_number(e.id) if name == "id" else e.times.get(name)
-        return (value if value is not None else float("-inf"), str(e.id))
-
-    chosen.sort(key=sort_key, reverse=not asc)
+        if ok and cols.visible(i, horizon):
+            chosen.append(i)
+    chosen.sort(key=cols.sort_key(name), reverse=not asc)
     return chosen
 
 
@@ -391,4 +538,8 @@ class _RequestLog:
             await self.app(scope, receive, send_logged)
         finally:
             with self.state.lock:
-                self.state.requests.append(entry)
+                log = self.state.requests
+                log.append(entry)
+                limit = self.state.request_log_limit
+                if limit is not None and len(log) > 2 * limit:
+                    del log[:len(log) - limit]

@@ -8,7 +8,9 @@ password = access token (long-lived, or the current OAuth access token). ``extra
 * ``accounts``: several accounts — a list of names (``acme`` → ``https://acme.amocrm.ru``) or a
   mapping name → URL or ``{"base_url", "token"}``; default ``["default"]`` = the host itself;
 * ``start_date`` (history start, else the oldest record), ``lookback_days`` (2),
-  ``rate_limit`` (7 requests/s), ``page_limit`` (250), ``max_retries`` (5), ``backoff_base`` (1 s),
+  ``requests_per_second`` (7, amoCRM's documented limit; ``rate_limit`` is the older name;
+  ``0`` = no client-side throttle — for emulators and the benchmark only, a real account that
+  goes over 7 requests/s gets blocked), ``page_limit`` (250), ``max_retries`` (5), ``backoff_base`` (1 s),
   ``timeout`` (30 s), ``entities`` (restrict to some lists), ``note_entity_types`` and
   ``custom_field_entity_types`` (``leads, contacts, companies``).
 

@@ -72,14 +72,28 @@ class RequestThrottle:
                 self.sleep(self.period - (now - self._sent[0]))
 
 
+class NoThrottle:
+    """``requests_per_second = 0``: no client-side pacing at all. Only for emulators and the
+    benchmark (``python -m bench --api-quotas lifted``): the real amoCRM blocks an account that
+    goes over 7 requests/s."""
+
+    capacity = 0
+
+    def acquire(self) -> None:
+        return None
+
+
 _SHARED: dict[tuple[str, float], RequestThrottle] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def shared_throttle(base_url: str, rate: float) -> RequestThrottle:
+def shared_throttle(base_url: str, rate: float) -> RequestThrottle | NoThrottle:
     """One throttle per account and rate in this process: the account's limit is shared by every
     client of it, so back-to-back runs (or threads) do not each start with a fresh allowance.
-    Separate processes (parallel Airflow tasks on one account) need an Airflow pool of size 1."""
+    Separate processes (parallel Airflow tasks on one account) need an Airflow pool of size 1.
+    A rate of 0 (or below) means no throttle (emulators and the benchmark only)."""
+    if rate <= 0:
+        return NoThrottle()
     with _SHARED_LOCK:
         key = (base_url, rate)
         if key not in _SHARED:
@@ -103,7 +117,11 @@ class Page:
 
 
 class AmoClient:
-    """One amoCRM account. ``base_url`` is the account URL (``https://acme.amocrm.ru``)."""
+    """One amoCRM account. ``base_url`` is the account URL (``https://acme.amocrm.ru``).
+
+    ``rate_limit`` is the client's own pace in requests/s (the connection extra
+    ``requests_per_second``, default 7: amoCRM's documented limit); 0 turns the throttle off.
+    """
 
     def __init__(self, base_url: str, token: str | None, *, oauth: OAuthCredentials | None = None,
                  on_tokens: Callable[[str, str], None] | None = None, rate_limit: float = 7.0,

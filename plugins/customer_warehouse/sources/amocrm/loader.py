@@ -140,7 +140,7 @@ class Settings:
             lookback=dt.timedelta(days=float(x.get("lookback_days", 2))),
             start_date=dt.date.fromisoformat(str(start)[:10]) if start else None,
             page_limit=int(x.get("page_limit", PAGE_LIMIT)),
-            rate_limit=float(x.get("rate_limit", 7)),
+            rate_limit=_requests_per_second(x),
             max_retries=int(x.get("max_retries", 5)),
             backoff_base=float(x.get("backoff_base", 1.0)),
             timeout=float(x.get("timeout", 30)),
@@ -148,6 +148,23 @@ class Settings:
             note_types=tuple(_list(x.get("note_entity_types")) or ENTITY_TYPES),
             field_types=tuple(_list(x.get("custom_field_entity_types")) or ENTITY_TYPES),
         )
+
+
+DOCUMENTED_REQUESTS_PER_SECOND = 7.0
+
+
+def _requests_per_second(extra: dict[str, Any]) -> float:
+    """The client's throttle: ``extra.requests_per_second`` (``rate_limit`` is the older name),
+    default 7 — amoCRM's documented limit. ``0`` turns the client-side throttle off: only for
+    emulators and the benchmark, a real account is blocked when it goes over its limit."""
+    for name in ("requests_per_second", "rate_limit"):
+        value = extra.get(name)
+        if value is not None and str(value).strip() != "":
+            rate = float(value)
+            if rate < 0:
+                raise ValueError(f"amocrm connection extra {name} must be >= 0 (0 = no throttle), got {value!r}")
+            return rate
+    return DOCUMENTED_REQUESTS_PER_SECOND
 
 
 def _list(value: Any) -> list[str]:
