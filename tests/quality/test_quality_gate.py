@@ -133,3 +133,141 @@ def test_a_gx_failure_blocks_and_is_recorded(warehouse_uri, tmp_path):
     with psycopg.connect(warehouse_uri) as conn:
         errors = conn.execute("select count(*) from ops.quality_results where status = 'error'").fetchone()[0]
     assert errors == len([c for c in result.checks if c.status == "error"]) > 10
+
+
+# -- batch-scoped raw checks ------------------------------------------------------------------------
+NEW_ORDERS = [("o6", "c1", 250.00, 150.00), ("o7", "c2", 700.00, 400.00)]
+
+
+def scope_of(check) -> dict:
+    return check.details["scope"]
+
+
+def _accept_history(uri: str, tmp_path) -> str:
+    """Yesterday: a clean batch (unit ``a``) that a passing gate checked and accepted."""
+    with psycopg.connect(uri) as conn:
+        old = sample.load_orders(conn, unit="a")
+        sample.build_marts(conn)
+    first = run_gate(uri, SCHEMAS, run_date="2026-11-19", docs_dir=tmp_path / "docs")
+    assert first.passed, first.summary()
+    # nothing was accepted before it, so the first run read the whole table
+    assert scope_of(by_id(first)["raw_crm_files.orders.amount_range"])["mode"] == "full"
+    with psycopg.connect(uri) as conn:
+        accepted = conn.execute("select batch_id::text, run_id::text from ops.quality_batches").fetchall()
+    assert accepted == [(old, first.run_id)]
+    return old
+
+
+def test_nightly_checks_only_new_batches_and_the_full_audit_catches_old_drift(warehouse_uri, tmp_path):
+    old = _accept_history(warehouse_uri, tmp_path)
+    with psycopg.connect(warehouse_uri) as conn:
+        # drift in accepted history, after its gate passed: a negative amount and an impossible date
+        conn.execute("update raw_crm_files.orders set amount = -5 where order_id = 'o1'")
+        conn.execute("update raw_crm_files.orders set ordered_at = '1990-01-01' where order_id = 'o3'")
+        conn.commit()
+        new = sample.load_orders(conn, NEW_ORDERS, unit="b")  # tonight: a clean batch of another export
+        sample.build_marts(conn)
+
+    nightly = run_gate(warehouse_uri, SCHEMAS, run_date="2026-11-20", docs_dir=tmp_path / "docs")
+
+    assert nightly.passed, nightly.summary()
+    checks = by_id(nightly)
+    amount = checks["raw_crm_files.orders.amount_range"]
+    assert amount.status == "passed" and "250" in amount.observed  # min over tonight's rows only
+    assert scope_of(amount) == {"mode": "batches", "rows": 2, "batches": 1, "batch_ids": [new]}
+    assert checks["raw_crm_files.orders.ordered_at_window"].status == "passed"
+    assert checks["raw_crm_files.orders.key_unique_history"].status == "passed"
+    with psycopg.connect(warehouse_uri) as conn:
+        stored = conn.execute(
+            "select details->'scope'->>'mode', details->'scope'->>'rows', details->'scope'->'batch_ids'->>0 "
+            "from ops.quality_results where run_id = %s and check_id = 'raw_crm_files.orders.amount_range'",
+            (nightly.run_id,)).fetchone()
+        # marts are always read whole: no scope on their results
+        mart_scope = conn.execute(
+            "select count(*) from ops.quality_results where run_id = %s and schema_name = 'marts_build' "
+            "and details ? 'scope'", (nightly.run_id,)).fetchone()[0]
+        accepted = {r[0] for r in conn.execute("select batch_id::text from ops.quality_batches")}
+        leftovers = conn.execute("select count(*) from pg_tables where schemaname = 'quality_scope'").fetchone()[0]
+    assert stored == ("batches", "2", new) and mart_scope == 0
+    assert accepted == {old, new} and leftovers == 0
+
+    # a night with nothing new for the table: its checks have nothing to read
+    quiet = by_id(run_gate(warehouse_uri, SCHEMAS, run_date="2026-11-21", docs_dir=tmp_path / "docs"))
+    assert quiet["raw_crm_files.orders.amount_range"].status == "skipped"
+    assert scope_of(quiet["raw_crm_files.orders.amount_range"])["rows"] == 0
+
+    audit = run_gate(warehouse_uri, SCHEMAS, run_date="2026-11-22", docs_dir=tmp_path / "docs", full=True)
+
+    assert not audit.passed
+    checks = by_id(audit)
+    amount = checks["raw_crm_files.orders.amount_range"]
+    assert amount.status == "failed" and "-5" in amount.observed
+    assert scope_of(amount) == {"mode": "full", "rows": 6, "batches": 2, "reason": "full audit"}
+    window = checks["raw_crm_files.orders.ordered_at_window"]
+    assert window.status == "failed" and "'o3'" in window.observed
+    assert checks["raw_crm_files.orders.key_unique_history"].status == "skipped"  # key_unique covers it
+
+
+def test_defects_in_tonights_batch_block_but_old_history_is_not_reported(warehouse_uri, tmp_path):
+    _accept_history(warehouse_uri, tmp_path)
+    tonight = [("o6", "c1", 250.00, 150.00), ("o6", "c1", 250.00, 150.00),  # duplicated within the batch
+               ("o1", "c2", 90.00, 50.00),  # a key an accepted batch already holds
+               ("o8", "c3", -40.00, 10.00),  # negative amount
+               (None, "c3", 60.00, 20.00)]  # no key
+    with psycopg.connect(warehouse_uri) as conn:
+        conn.execute("update raw_crm_files.orders set amount = -5 where order_id = 'o2'")  # old drift
+        conn.commit()
+        new = sample.load_orders(conn, tonight, unit="b")
+        conn.execute("update raw_crm_files.orders set ordered_at = '2099-01-01' where order_id = 'o8'")  # bad date
+        # a row written around the loader: its batch is in no ledger and was never accepted
+        conn.execute("insert into raw_crm_files.orders (unit, order_id, customer_id, ordered_at, amount, status, "
+                     "record, row_number, _batch_id) values ('c', 'o9', 'c1', now(), 10, 'won', '{}', 1, "
+                     "gen_random_uuid())")
+        conn.commit()
+        sample.build_marts(conn)
+
+    result = run_gate(warehouse_uri, SCHEMAS, run_date="2026-11-20", docs_dir=tmp_path / "docs")
+
+    assert not result.passed
+    checks = by_id(result)
+    dup = checks["raw_crm_files.orders.key_unique"]
+    assert dup.status == "failed" and dup.blocking and "'o6'" in dup.observed
+    taken = checks["raw_crm_files.orders.key_unique_history"]
+    assert taken.status == "failed" and taken.blocking and taken.details["sample"][0]["order_id"] == "o1"
+    amount = checks["raw_crm_files.orders.amount_range"]
+    assert amount.status == "failed" and "-40" in amount.observed and "-5" not in amount.observed
+    assert checks["raw_crm_files.orders.order_id_not_null"].status == "failed"
+    window = checks["raw_crm_files.orders.ordered_at_window"]
+    assert window.status == "failed" and "'o8'" in window.observed
+    assert checks["raw_crm_files.orders.ledger_batches_known"].status == "failed"
+    scope = scope_of(amount)
+    assert scope["mode"] == "batches" and scope["rows"] == 6 and new in scope["batch_ids"] and scope["batches"] == 2
+    with psycopg.connect(warehouse_uri) as conn:  # a blocked run accepts nothing: tomorrow re-checks it
+        assert conn.execute("select count(*) from ops.quality_batches").fetchone()[0] == 1
+
+
+def test_a_key_enforced_by_a_unique_index_is_relied_on(warehouse_uri, tmp_path):
+    from customer_warehouse.loading import Column, RawBatch, RawTable
+
+    # the shape the amoCRM loader upserts into: primary key (account, id), newest updated_at wins
+    table = RawTable("raw_amocrm", "leads", [Column("account"), Column("id", "bigint"),
+                                             Column("updated_at", "timestamptz"), Column("is_deleted", "boolean"),
+                                             Column("record", "jsonb not null")],
+                     key=("account", "id"), version_column="updated_at")
+    with psycopg.connect(warehouse_uri) as conn:
+        table.ensure(conn)
+        with RawBatch(conn, "amocrm", "leads", unit="acme", mode="upsert") as batch:
+            rows = [("acme", n, None, False, {"price": 100 * n}) for n in (1, 2, 3)]
+            batch.read(len(rows))
+            batch.upsert_rows(table, ["account", "id", "updated_at", "is_deleted", "record"], rows)
+        conn.commit()
+
+    result = run_gate(warehouse_uri, ("raw_amocrm",), run_date="2026-11-20", docs_dir=tmp_path / "docs")
+
+    assert result.passed, result.summary()
+    checks = by_id(result)
+    for name in ("key_unique", "key_unique_history"):
+        assert checks[f"raw_amocrm.leads.{name}"].status == "passed"
+        assert checks[f"raw_amocrm.leads.{name}"].observed == \
+            "enforced by unique index raw_amocrm.leads_pkey (account, id)"
+    assert checks["raw_amocrm.leads.price_range"].status == "passed"

@@ -21,6 +21,9 @@ from ..paths import expectations_dir
 BLOCK, WARN = "block", "warn"
 CHECK_TYPES = {"columns", "not_null", "unique", "min", "max", "between", "sum", "in_set", "row_count", "sql"}
 LEDGER_TABLE = ("raw_meta", "load_batches")
+# batches a passing gate has checked (see gate.py: the nightly checks only rows of other batches)
+ACCEPTED_TABLE = "ops.quality_batches"
+HISTORY_CHECK = "key_unique_history"
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,9 @@ class TableSpec:
     table: str
     required: bool
     checks: tuple[Check, ...]
+    # raw data tables: the nightly gate checks only their rows not yet accepted by a passing gate
+    scoped: bool = False
+    key: tuple[str, ...] = ()
 
     @property
     def qualified(self) -> str:
@@ -105,10 +111,14 @@ def raw_specs(root: Path | None = None) -> tuple[list[TableSpec], list[Check]]:
         for table, tconf in (sconf.get("tables") or {}).items():
             tconf = tconf or {}
             checks = _table_checks(schema, table, tconf, {})
+            key = tuple(tconf.get("key") or ())
+            if key:
+                checks.append(_history_unique_check(schema, table, key))
             if tconf.get("ledger", True):
                 checks += _ledger_checks(schema, table, exact)
                 freshness.append(_freshness_check(schema, table, sources, hours))
-            specs.append(TableSpec(schema, table, bool(tconf.get("required", False)), tuple(checks)))
+            specs.append(TableSpec(schema, table, bool(tconf.get("required", False)), tuple(checks),
+                                   scoped=True, key=key))
     return specs, freshness
 
 
@@ -126,6 +136,22 @@ def _ledger_checks(schema: str, table: str, exact_modes: list[str]) -> list[Chec
         f"having count(*) > b.rows_loaded or (b.mode in ({modes}) and count(*) <> b.rows_loaded)")},
         f"rows per batch never exceed the ledger's rows_loaded, and equal it for {exact_modes or 'no'} batches")
     return [known, balance]
+
+
+def _history_unique_check(schema: str, table: str, key: tuple[str, ...]) -> Check:
+    """The new rows' keys against the rows already accepted (``key_unique`` covers the new rows
+    among themselves). Only the nightly runs it: over the whole table ``key_unique`` says it all,
+    and a table whose key is enforced by a unique index needs neither (the gate says so)."""
+    cols = ", ".join(f"s.{_ident(c)}" for c in key)
+    on = " and ".join(f"h.{_ident(c)} = s.{_ident(c)}" for c in key)
+    query = (
+        f"select {cols}, s._batch_id::text as batch_id, h._batch_id::text as accepted_batch_id, "
+        f"'key already in an accepted batch' as observed, 'a key not yet in the table' as expected "
+        f"from {{batch}} as s join {_ident(schema)}.{_ident(table)} as h on {on} "
+        f"where exists (select 1 from {ACCEPTED_TABLE} as a where a.batch_id = h._batch_id)"
+    )
+    return Check(schema, table, HISTORY_CHECK, "sql", {"query": query, "column_list": list(key)},
+                 f"({', '.join(key)}) of tonight's rows is not already taken by rows of earlier, accepted batches")
 
 
 def _freshness_check(schema: str, table: str, sources: list[str], hours: float) -> Check:
@@ -196,6 +222,10 @@ def _custom_check(schema: str, table: str, raw: dict[str, Any], variables: dict[
 def _read(root: Path | None, name: str) -> dict[str, Any]:
     path = (root or expectations_dir()) / "checks" / name
     return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _sql_literal(value: str) -> str:

@@ -8,6 +8,16 @@ so a run never rewrites committed files and concurrent runs never share a YAML. 
 string reaches GX only through config substitution (``${CW_GX_WAREHOUSE_URI}``, passed as the
 context's runtime environment), so it is written to no file.
 
+Raw tables are checked **per batch** by default: only their rows whose ``_batch_id`` a passing
+gate has not yet accepted (``ops.quality_batches``) — tonight's batches, plus anything a blocked
+run left unaccepted and rows written around the loader — are copied once into an unlogged
+``quality_scope`` table, and GX validates that copy. So the nightly's raw checks scale with what
+was loaded, not with the history. A key enforced by a unique index (the upsert loaders' primary
+keys) is reported as such instead of being re-checked; other keys are checked within the new rows
+(``key_unique``) and against the accepted rows (``key_unique_history``). ``full=True`` (``cw gate
+--full``, the weekly audit) checks whole raw tables, so drift in old data is caught. Marts are
+always checked whole. Every raw result says in ``details.scope`` which batches and rows it covered.
+
 Tables that do not exist are reported rather than crashing the run: a missing *required* table is
 a failure, a missing optional one (a source that is not configured, a mart not built yet) is
 skipped with a message. Results go to ``ops.quality_results`` and Data Docs are rebuilt.
@@ -22,6 +32,7 @@ import logging
 import shutil
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +40,10 @@ import psycopg
 import yaml
 
 from ..paths import expectations_dir
-from .config import LEDGER_TABLE, Check, Severity, TableSpec, load_severity, mart_specs, raw_specs
+from .config import (ACCEPTED_TABLE, HISTORY_CHECK, LEDGER_TABLE, Check, Severity, TableSpec, load_severity,
+                     mart_specs, raw_specs)
 from .expectations import expected_text, observed_text, to_expectation
-from .results import ERROR, FAILED, PASSED, SKIPPED, CheckResult, GateResult, record
+from .results import ERROR, FAILED, PASSED, SKIPPED, CheckResult, GateResult, accept_batches, record
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +52,41 @@ DATASOURCE = "warehouse"
 CHECKPOINT = "quality_gate"
 KEEP_RUN_CONTEXTS = 3
 DEFAULT_SCHEMAS = ("raw", "marts_build")
+SCOPE_SCHEMA = "quality_scope"
+BATCHES, FULL = "batches", "full"
+# one gate at a time per warehouse: the scope tables and the accepted-batch bookkeeping are shared
+GATE_LOCK = "customer_warehouse.quality_gate"
+
+
+@dataclass
+class Scope:
+    """What a raw table's checks read: ``target`` (the table itself, or its scope copy) and which
+    batches and rows that is — stored with every result of the table."""
+
+    mode: str
+    target: tuple[str, str]
+    rows: int
+    batches: dict[str, int]
+    reason: str = ""
+
+    def details(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"mode": self.mode, "rows": self.rows, "batches": len(self.batches)}
+        if self.mode == BATCHES:
+            out["batch_ids"] = sorted(self.batches)
+        if self.reason:
+            out["reason"] = self.reason
+        return out
 
 
 def run_gate(dsn: Any, schemas: Sequence[str] = DEFAULT_SCHEMAS, *, run_date: dt.date | str | None = None,
-             config_dir: Path | None = None, docs_dir: Path | None = None, record_results: bool = True) -> GateResult:
+             config_dir: Path | None = None, docs_dir: Path | None = None, record_results: bool = True,
+             full: bool = False) -> GateResult:
     """Validate ``schemas`` ("raw" = every configured raw schema, "marts_build", "marts", or one
-    raw schema by name) and return pass/fail per check with its severity."""
+    raw schema by name) and return pass/fail per check with its severity.
+
+    Raw tables: only rows of batches no passing gate has accepted yet, unless ``full`` (or no batch
+    was ever accepted: the first run checks everything). A passing run accepts the batches it read.
+    """
     t0 = time.monotonic()
     uri = _uri(dsn)
     root = Path(config_dir) if config_dir else expectations_dir()
@@ -54,20 +95,37 @@ def run_gate(dsn: Any, schemas: Sequence[str] = DEFAULT_SCHEMAS, *, run_date: dt
     result = GateResult.new(run_date)
     result.schemas = list(schemas)
     with psycopg.connect(uri, autocommit=True, application_name="customer_warehouse.quality") as conn:
-        present = _existing_columns(conn, {(s.schema, s.table) for s in specs})
-        runnable = _plan(specs, present, severity, result)
-        if runnable:
-            try:
-                outcomes, result.docs_index = _validate_with_gx(uri, runnable, root, docs_dir, result.run_id)
-            except Exception as err:  # a GX crash must block (and be recorded), not vanish
-                log.exception("GX validation failed")
-                outcomes = {c.check_id: {"success": False, "result": {}, "error": f"GX failed: {type(err).__name__}: "
-                                         f"{_redact_uri(str(err), uri)}"} for _, checks in runnable for c in checks}
-            _collect(runnable, outcomes, severity, result, conn)
-        result.seconds = round(time.monotonic() - t0, 2)
-        if record_results:
-            record(conn, result)
-    log.info("quality gate %s in %.1fs\n%s", result.run_id, result.seconds, result.summary())
+        conn.execute("select pg_advisory_lock(hashtext(%s))", (GATE_LOCK,))
+        scopes: dict[str, Scope] = {}
+        try:
+            present = _existing_columns(conn, {(s.schema, s.table) for s in specs})
+            runnable = _plan(specs, present, severity, result)
+            mode = FULL if full or not _anything_accepted(conn) else BATCHES
+            reason = "" if mode == BATCHES else ("full audit" if full else "first run: no batch accepted yet")
+            t1 = time.monotonic()
+            scopes = _scope_raw_tables(conn, runnable, mode, reason)
+            result.timings["scope_seconds"] = round(time.monotonic() - t1, 2)
+            runnable = _resolve_without_gx(conn, runnable, scopes, severity, result)
+            if runnable:
+                try:
+                    outcomes, result.docs_index = _validate_with_gx(uri, runnable, scopes, root, docs_dir,
+                                                                    result.run_id, result.timings)
+                except Exception as err:  # a GX crash must block (and be recorded), not vanish
+                    log.exception("GX validation failed")
+                    outcomes = {c.check_id: {"success": False, "result": {}, "error": f"GX failed: "
+                                             f"{type(err).__name__}: {_redact_uri(str(err), uri)}"}
+                                for _, checks in runnable for c in checks}
+                _collect(runnable, outcomes, scopes, severity, result, conn)
+            _attach_scopes(result, scopes)
+            result.seconds = round(time.monotonic() - t0, 2)
+            if record_results:
+                record(conn, result)
+                if result.passed and scopes:
+                    accept_batches(conn, result, {b: s.mode for s in scopes.values() for b in s.batches})
+        finally:
+            _drop_scope_tables(conn, scopes)
+            conn.execute("select pg_advisory_unlock(hashtext(%s))", (GATE_LOCK,))
+    log.info("quality gate %s in %.1fs (%s)\n%s", result.run_id, result.seconds, result.timings, result.summary())
     if result.docs_index:
         print(f"Data Docs: {result.docs_index}")
     return result
@@ -164,19 +222,128 @@ def _result(check: Check, severity: Severity, status: str, observed: str, expect
                        severity.of(check.check_id), status, observed, expected, details or {})
 
 
+# -- raw scope: which rows the raw checks read ---------------------------------------------------
+def _anything_accepted(conn) -> bool:
+    if conn.execute("select to_regclass(%s)", (ACCEPTED_TABLE,)).fetchone()[0] is None:
+        return False
+    return conn.execute(f"select exists (select 1 from {ACCEPTED_TABLE})").fetchone()[0]  # noqa: S608
+
+
+def _scope_raw_tables(conn, runnable: list[tuple[TableSpec, list[Check]]], mode: str,
+                      reason: str) -> dict[str, Scope]:
+    """Per raw table: in batch mode copy the rows of not-yet-accepted batches into an unlogged
+    table (one scan of the table; every check then reads only the copy), in full mode read the
+    table itself. Either way count the rows per batch, for the results and for accepting them."""
+    from psycopg import sql
+
+    scopes: dict[str, Scope] = {}
+    raw = [spec for spec, _ in runnable if spec.scoped]
+    if raw and mode == BATCHES:
+        conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(SCOPE_SCHEMA)))
+    for spec in raw:
+        base = sql.Identifier(spec.schema, spec.table)
+        if mode == BATCHES:
+            target = (SCOPE_SCHEMA, f"{spec.schema}__{spec.table}")
+            ident = sql.Identifier(*target)
+            conn.execute(sql.SQL("drop table if exists {}").format(ident))
+            # a hashed anti-join: tonight's batches, a blocked night's batches and rows whose batch no
+            # gate has seen (written around the loader) — everything but the accepted history
+            conn.execute(sql.SQL(
+                "create unlogged table {} as select t.* from {} as t where not exists "
+                "(select 1 from {} as a where a.batch_id = t._batch_id)"
+            ).format(ident, base, sql.SQL(ACCEPTED_TABLE)))
+            conn.execute(sql.SQL("analyze {}").format(ident))
+        else:
+            target, ident = (spec.schema, spec.table), base
+        counts = conn.execute(sql.SQL("select _batch_id::text, count(*) from {} group by 1").format(ident)).fetchall()
+        batches = {b: n for b, n in counts}
+        scopes[spec.qualified] = Scope(mode, target, sum(batches.values()), batches, reason)
+    return scopes
+
+
+def _unique_indexes(conn, spec: TableSpec) -> list[tuple[str, list[str]]]:
+    """Plain (non-partial, column-only) unique indexes of the table, with their columns."""
+    rows = conn.execute(
+        "select i.indexrelid::regclass::text, array_agg(a.attname::text order by k.ord) "
+        "from pg_index i cross join lateral unnest(i.indkey) with ordinality as k(attnum, ord) "
+        "join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum "
+        "where i.indrelid = to_regclass(%s) and i.indisunique and i.indpred is null and i.indexprs is null "
+        "group by i.indexrelid", (f'"{spec.schema}"."{spec.table}"',)).fetchall()
+    return [(name, list(cols)) for name, cols in rows]
+
+
+def _resolve_without_gx(conn, runnable: list[tuple[TableSpec, list[Check]]], scopes: dict[str, Scope],
+                        severity: Severity, result: GateResult) -> list[tuple[TableSpec, list[Check]]]:
+    """Checks that need no query: a key a unique index enforces, nothing new to check, the history
+    check of a full audit (``key_unique`` over the whole table covers it)."""
+    keep = []
+    for spec, checks in runnable:
+        scope = scopes.get(spec.qualified)
+        if scope is None:
+            keep.append((spec, checks))
+            continue
+        enforced = next(((n, c) for n, c in _unique_indexes(conn, spec) if spec.key and set(c) <= set(spec.key)),
+                        None) if spec.key else None
+        left = []
+        for check in checks:
+            if check.kind == "unique" or check.name == HISTORY_CHECK:
+                if enforced:
+                    result.checks.append(_result(check, severity, PASSED,
+                                                 f"enforced by unique index {enforced[0]} ({', '.join(enforced[1])})",
+                                                 expected_text(check)))
+                    continue
+                if check.name == HISTORY_CHECK and scope.mode == FULL:
+                    result.checks.append(_result(check, severity, SKIPPED,
+                                                 "whole table checked: key_unique covers the history",
+                                                 expected_text(check)))
+                    continue
+            if scope.rows == 0:
+                result.checks.append(_result(check, severity, SKIPPED,
+                                             "no rows to check: every batch in the table was accepted before",
+                                             expected_text(check)))
+                continue
+            left.append(check)
+        if left:
+            keep.append((spec, left))
+    return keep
+
+
+def _attach_scopes(result: GateResult, scopes: dict[str, Scope]) -> None:
+    for check in result.checks:
+        scope = scopes.get(f"{check.schema}.{check.table}")
+        if scope is not None:
+            check.details = {**check.details, "scope": scope.details()}
+
+
+def _drop_scope_tables(conn, scopes: dict[str, Scope]) -> None:
+    from psycopg import sql
+
+    for scope in scopes.values():
+        if scope.target[0] == SCOPE_SCHEMA:
+            try:
+                conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(*scope.target)))
+            except psycopg.Error as err:  # never mask the run's own outcome
+                log.warning("could not drop %s: %s", ".".join(scope.target), err)
+
+
 # -- running GX ------------------------------------------------------------------------------------
-def _validate_with_gx(uri: str, runnable: list[tuple[TableSpec, list[Check]]], root: Path,
-                      docs_dir: Path | None, run_id: str) -> tuple[dict[str, dict[str, Any]], str | None]:
+def _validate_with_gx(uri: str, runnable: list[tuple[TableSpec, list[Check]]], scopes: dict[str, Scope],
+                      root: Path, docs_dir: Path | None, run_id: str,
+                      timings: dict[str, float]) -> tuple[dict[str, dict[str, Any]], str | None]:
+    t0 = time.monotonic()
     import great_expectations as gx
     from great_expectations.core.run_identifier import RunIdentifier
 
+    timings["gx_import_seconds"] = round(time.monotonic() - t0, 2)
+    t0 = time.monotonic()
     context_dir = _run_context_dir(root, docs_dir, run_id)
     ctx = gx.get_context(mode="file", context_root_dir=str(context_dir),
                          runtime_environment={URI_VARIABLE: _sqlalchemy_url(uri)})
     source = ctx.data_sources.add_postgres(DATASOURCE, connection_string="${" + URI_VARIABLE + "}")
     definitions = []
     for spec, checks in runnable:
-        asset = source.add_table_asset(spec.qualified, table_name=spec.table, schema_name=spec.schema)
+        schema, table = _target(spec, scopes)
+        asset = source.add_table_asset(spec.qualified, table_name=table, schema_name=schema)
         batch = asset.add_batch_definition_whole_table("whole_table")
         suite = ctx.suites.add(gx.ExpectationSuite(name=spec.qualified,
                                                    expectations=[to_expectation(c) for c in checks]))
@@ -188,8 +355,13 @@ def _validate_with_gx(uri: str, runnable: list[tuple[TableSpec, list[Check]]], r
         name=CHECKPOINT, validation_definitions=definitions,
         result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5},
     ))
+    timings["gx_setup_seconds"] = round(time.monotonic() - t0, 2)
+    t0 = time.monotonic()
     run = checkpoint.run(run_id=RunIdentifier(run_name=f"gate-{run_id}"))
+    timings["gx_validate_seconds"] = round(time.monotonic() - t0, 2)
+    t0 = time.monotonic()
     ctx.build_data_docs()
+    timings["data_docs_seconds"] = round(time.monotonic() - t0, 2)
     outcomes: dict[str, dict[str, Any]] = {}
     for suite_result in run.run_results.values():
         for r in suite_result.results:
@@ -220,8 +392,13 @@ def _prune_run_contexts(folder: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _target(spec: TableSpec, scopes: dict[str, Scope]) -> tuple[str, str]:
+    scope = scopes.get(spec.qualified)
+    return scope.target if scope else (spec.schema, spec.table)
+
+
 def _collect(runnable: list[tuple[TableSpec, list[Check]]], outcomes: dict[str, dict[str, Any]],
-             severity: Severity, result: GateResult, conn) -> None:
+             scopes: dict[str, Scope], severity: Severity, result: GateResult, conn) -> None:
     for spec, checks in runnable:
         for check in checks:
             out = outcomes.get(check.check_id)
@@ -236,16 +413,16 @@ def _collect(runnable: list[tuple[TableSpec, list[Check]]], outcomes: dict[str, 
             else:
                 observed, details = observed_text(check, out["result"]), {"gx": _jsonable(out["result"])}
                 if check.kind == "sql":
-                    observed, details["sample"] = _sql_sample(conn, spec, check, observed)
+                    observed, details["sample"] = _sql_sample(conn, _target(spec, scopes), check, observed)
                 result.checks.append(_result(check, severity, FAILED, observed, expected_text(check), details))
 
 
-def _sql_sample(conn, spec: TableSpec, check: Check, fallback: str) -> tuple[str, list[dict[str, Any]]]:
+def _sql_sample(conn, target: tuple[str, str], check: Check, fallback: str) -> tuple[str, list[dict[str, Any]]]:
     """A few offending rows of a failed query check, so the message can say observed vs expected."""
     from psycopg import sql
     from psycopg.rows import dict_row
 
-    table = sql.Identifier(spec.schema, spec.table).as_string(conn)
+    table = sql.Identifier(*target).as_string(conn)
     query = check.params["query"].replace("{batch}", table)
     try:
         with conn.cursor(row_factory=dict_row) as cur:

@@ -36,6 +36,14 @@ create table if not exists ops.quality_results (
     primary key (run_id, check_id)
 );
 create index if not exists quality_results_date_idx on ops.quality_results (run_date, checked_at);
+-- raw batches a passing gate has checked: the nightly gate reads only rows of other batches
+create table if not exists ops.quality_batches (
+    batch_id uuid primary key,
+    run_id uuid not null,
+    run_date date,
+    mode text not null,
+    accepted_at timestamptz not null default now()
+);
 """
 
 
@@ -73,6 +81,7 @@ class GateResult:
     docs_index: str | None = None
     seconds: float = 0.0
     schemas: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -113,14 +122,15 @@ class GateResult:
         return {
             "run_id": self.run_id, "run_date": self.run_date, "passed": self.passed,
             "counts": self.counts(), "docs_index": self.docs_index, "seconds": self.seconds,
-            "schemas": self.schemas, "summary": self.summary(),
+            "schemas": self.schemas, "timings": self.timings, "summary": self.summary(),
             "checks": [asdict(c) for c in self.checks],
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GateResult:
         return cls(data["run_id"], data.get("run_date"), [CheckResult(**c) for c in data.get("checks", [])],
-                   data.get("docs_index"), data.get("seconds", 0.0), list(data.get("schemas", [])))
+                   data.get("docs_index"), data.get("seconds", 0.0), list(data.get("schemas", [])),
+                   dict(data.get("timings") or {}))
 
     @classmethod
     def new(cls, run_date: dt.date | str | None) -> GateResult:
@@ -140,3 +150,17 @@ def record(conn, result: GateResult) -> None:
                 [(result.run_id, result.run_date, c.check_id, c.schema, c.table, c.check, c.kind, c.severity,
                   c.status, c.observed, c.expected, json.dumps(c.details, default=str)) for c in result.checks],
             )
+
+
+def accept_batches(conn, result: GateResult, batches: dict[str, str]) -> int:
+    """Remember the raw batches this passing run checked (``batch_id`` → scope mode), so the next
+    nightly reads only rows of other batches. Returns how many were new."""
+    if not batches:
+        return 0
+    with conn.transaction():
+        conn.execute(OPS_DDL)
+        cur = conn.execute(
+            "insert into ops.quality_batches (batch_id, run_id, run_date, mode) "
+            "select b, %s, %s, m from unnest(%s::uuid[], %s::text[]) as u(b, m) on conflict (batch_id) do nothing",
+            (result.run_id, result.run_date, list(batches), list(batches.values())))
+        return cur.rowcount
