@@ -10,23 +10,36 @@ What it reproduces (docs: /work/shared/reference/sources.md, "Bitrix24 — REST"
   ``=STAGE_ID``, ``!``, ``<``, ``<=``, ``@`` lists…), ``order``, ``select`` (``*`` = standard fields,
   ``UF_*`` = custom fields), 50 rows a call, ``start``/``next``/``total``, and ``start=-1`` (no
   count, no ``next``: the fast ID-cursor path).
-* ``batch`` with ``cmd[...]`` (up to 50 commands, each ``method?query``) answering
-  ``result.result / result_error / result_total / result_next``; ``$result[...]`` references are not
-  emulated.
+* ``batch`` with ``cmd[...]`` (up to 50 commands, each ``method?query``, run in order) answering
+  ``result.result / result_error / result_total / result_next / result_time``; ``halt=1`` stops at
+  the first failed command. A command's parameters may reference earlier answers —
+  ``$result[cmd][49][ID]``, also ``$next[…]``, ``$total[…]``, ``$time[…]``, ``$error[…]`` — substituted
+  the way the portal's ``CRestUtil::processBatchElement`` does (docs/bitrix24.md): the path is
+  followed while each key exists; at the first missing key the walk **stops and the value reached so
+  far is used** (no error). So ``$result[p0][49][ID]`` after a 20-row page becomes the whole page
+  (a list), and a list compared with ``>ID`` matches IDs above any element, each element counting as
+  PHP's ``intval(array)`` = 1: the command quietly lists from the start again. A client must notice
+  the short page itself and drop what later commands returned.
 * The leaky bucket: ``bucket_size`` requests (50) draining ``drain_rate`` per second (2); over it
-  → 503 ``QUERY_LIMIT_EXCEEDED``. A batch counts as one request, as on a real portal. Per-method
-  time limits (429 ``OPERATION_TIME_LIMIT``) are injected with :mod:`.faults`.
+  → 503 ``QUERY_LIMIT_EXCEEDED``. A batch counts as one request, as on a real portal.
+  ``drain_rate=0`` (or ``None``) or ``bucket_size=None`` lifts the limit (benchmarks of the client).
+  Per-method time limits (429 ``OPERATION_TIME_LIMIT``) are injected with :mod:`.faults`.
 
 Every answer has the ``time`` block. Every request is logged in ``app.state.b24.requests`` (arrival
 time, method, status) and every admitted call in ``app.state.b24.calls`` (method, parameters).
 Memory: each file is read into memory when first asked for (and again when it changes) —
-fine for demo sizes; filters need every field, so an offset index would not save much here.
+fine for demo sizes. The rows are kept sorted by ID, so the fast path (``order ID ASC``,
+``>ID``, ``start=-1``) starts at a bisected position and stops after one page instead of
+filtering and sorting the whole list per command (the portal has an index; the emulator should
+not be the bottleneck of a 50-command batch).
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -122,6 +135,13 @@ def _matches(row: dict, flt: dict[str, Any]) -> bool:
         op = next((o for o in _OPS if key.startswith(o)), "")
         name = key[len(op):]
         have = row.get(name)
+        if op in (">", ">=", "<", "<=") and isinstance(want, list):
+            # several values for a comparison: any of them (an SQL OR); a non-scalar value — what a
+            # ``$result[…]`` reference that stopped short leaves behind — counts as PHP's
+            # intval(array): 1 when non-empty (unverified against a portal; docs/bitrix24.md)
+            if not any(_matches(row, {key: _php_scalar(v)}) for v in want):
+                return False
+            continue
         if op in ("@", "!@") or isinstance(want, list):
             values = want if isinstance(want, list) else [want]
             inside = any(_compare(have, v) == 0 for v in values)
@@ -141,6 +161,48 @@ def _matches(row: dict, flt: dict[str, Any]) -> bool:
                 or (op == "<=" and c > 0) or (op in ("", "=") and c != 0):
             return False
     return True
+
+
+def _php_scalar(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        return 1 if value else 0
+    return value
+
+
+_MACRO = re.compile(r"\$(result|next|total|time|error)((?:\[[^\]]+\])+)", re.IGNORECASE)
+_PATH = re.compile(r"\[([^\]]+)\]")
+
+
+def _resolve(done: dict[str, dict], root: str, path: str) -> Any:
+    """Follow ``[a][b][c]`` into the answers so far; stop at the first key that is not there."""
+    node: Any = done[root.lower()]
+    for key in _PATH.findall(path):
+        if isinstance(node, dict) and key in node:
+            node = node[key]
+        elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
+            node = node[int(key)]
+        else:
+            break  # the portal's loop: `if (isset($r[$key])) $r = $r[$key]; else break;`
+    return node
+
+
+def substitute(value: Any, done: dict[str, dict]) -> Any:
+    """``$result[cmd][49][ID]`` references in one batch command's parameters, as the portal does."""
+    if isinstance(value, dict):
+        return {k: substitute(v, done) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute(v, done) for v in value]
+    if not isinstance(value, str) or "$" not in value:
+        return value
+    whole = _MACRO.fullmatch(value)
+    if whole:  # the whole parameter is one reference: the value itself, even a list or an object
+        return _resolve(done, whole.group(1), whole.group(2))
+
+    def text(m: re.Match) -> str:
+        got = _resolve(done, m.group(1), m.group(2))
+        return "Array" if isinstance(got, dict | list) else ("" if got is None else str(got))
+
+    return _MACRO.sub(text, value)
 
 
 def _select(row: dict, select: list[str] | None) -> dict:
@@ -164,6 +226,7 @@ class _File:
         self.path = path
         self._sig: tuple[float, int] | None = None
         self.rows: list[Any] = []
+        self.version = 0
         self._lock = threading.Lock()
 
     def load(self) -> list[Any]:
@@ -181,14 +244,15 @@ class _File:
                         except ValueError:
                             rows.append(line)
                 self.rows, self._sig = rows, (st.st_mtime, st.st_size)
+                self.version += 1
             return self.rows
 
 
 @dataclass
 class B24State:
     secret: str
-    bucket_size: float
-    drain_rate: float
+    bucket_size: float | None
+    drain_rate: float | None
     level: float = 0.0
     last: float = field(default_factory=time.monotonic)
     expired: bool = False
@@ -198,6 +262,8 @@ class B24State:
 
     def admit(self) -> bool:
         """Leaky bucket: True if the request fits, False for QUERY_LIMIT_EXCEEDED."""
+        if not self.drain_rate or self.bucket_size is None:
+            return True  # limit lifted (benchmarks)
         now = time.monotonic()
         with self.lock:
             self.level = max(0.0, self.level - (now - self.last) * self.drain_rate)
@@ -228,8 +294,10 @@ def _error(status: int, code: str, description: str) -> JSONResponse:
 
 
 def create_app(data_dir: str | Path, *, today: dt.date | None = None, secret: str = "demo-secret",
-               bucket_size: float = 50, drain_rate: float = 2.0, page_size: int = PAGE) -> FastAPI:
-    """The emulator app for ``data_dir`` (the demo folder: records in ``data_dir/bitrix24``)."""
+               bucket_size: float | None = 50, drain_rate: float | None = 2.0, page_size: int = PAGE) -> FastAPI:
+    """The emulator app for ``data_dir`` (the demo folder: records in ``data_dir/bitrix24``).
+
+    ``drain_rate=0``/``None`` or ``bucket_size=None``: no request limit (client benchmarks)."""
     root = Path(data_dir)
     horizon = _horizon(root, today)
     files = {stem: _File(root / "bitrix24" / f"{stem}.jsonl") for stem in METHODS.values()}
@@ -243,20 +311,62 @@ def create_app(data_dir: str | Path, *, today: dt.date | None = None, secret: st
         t = _when(row.get("DATE_MODIFY") or row.get("LAST_UPDATED"))
         return t is None or t < horizon
 
+    by_id: dict[str, tuple[int, list[Any], list[tuple]]] = {}
+    by_id_lock = threading.Lock()
+
+    def sorted_by_id(stem: str) -> tuple[list[Any], list[tuple]]:
+        """The visible rows in ``order ID ASC`` (a stable sort, as the generic path sorts) and their
+        sort keys, rebuilt when the file changes."""
+        rows = files[stem].load()
+        with by_id_lock:
+            cached = by_id.get(stem)
+            if cached is None or cached[0] != files[stem].version:
+                shown = [r for r in rows if visible(r)]
+                keyed = sorted(((_sort_key(r.get("ID") if isinstance(r, dict) else None), i)
+                                for i, r in enumerate(shown)))
+                cached = (files[stem].version, [shown[i] for _, i in keyed], [k for k, _ in keyed])
+                by_id[stem] = cached
+            return cached[1], cached[2]
+
+    def fast_page(stem: str, flt: dict[str, Any], after: Any) -> list[Any]:
+        """``order ID ASC`` + ``>ID after`` + ``start=-1``: bisect to the first numeric ID above
+        ``after``; rows without a numeric ID (sorted before and after that block) are still checked
+        with the full filter, so the answer is exactly the generic path's."""
+        rows, keys = sorted_by_id(stem)
+        lo = bisect.bisect_left(keys, (1, float("-inf"), ""))
+        hi = bisect.bisect_left(keys, (2, float("-inf"), ""))
+        cut = bisect.bisect_right(keys, (1, float(after), "\uffff"), lo, hi)
+        out: list[Any] = []
+        for part in (rows[:lo], rows[cut:]):
+            for r in part:
+                if not isinstance(r, dict) or _matches(r, flt):
+                    out.append(r)
+                    if len(out) >= page_size:
+                        return out
+        return out
+
     def run_list(method: str, params: dict[str, Any]) -> dict[str, Any]:
-        rows = [r for r in files[METHODS[method]].load() if visible(r)]
         flt = params.get("filter") or {}
         if not isinstance(flt, dict):
             raise ValueError("filter must be an object")
-        chosen = [r for r in rows if not isinstance(r, dict) or _matches(r, flt)]
         order = params.get("order") or {"ID": "ASC"}
-        for name, direction in reversed(list(order.items())):
-            chosen.sort(key=lambda r, n=name: _sort_key(r.get(n) if isinstance(r, dict) else None),
-                        reverse=str(direction).upper() == "DESC")
         select = params.get("select")
         if isinstance(select, str):
             select = [select]
         start = int(params.get("start", 0) or 0)
+        after = flt.get(">ID")
+        if isinstance(after, list) and after:  # ``>ID`` any of several values = above the smallest
+            nums = [_number(_php_scalar(v)) for v in after]
+            after = None if None in nums else min(nums)
+        after = None if isinstance(after, list | dict) else _number(after)
+        id_asc = isinstance(order, dict) and list(order) == ["ID"] and str(order["ID"]).upper() == "ASC"
+        if start == -1 and after is not None and id_asc:
+            return {"result": [_shape(r, select) for r in fast_page(METHODS[method], flt, after)]}
+        rows = [r for r in files[METHODS[method]].load() if visible(r)]
+        chosen = [r for r in rows if not isinstance(r, dict) or _matches(r, flt)]
+        for name, direction in reversed(list(order.items())):
+            chosen.sort(key=lambda r, n=name: _sort_key(r.get(n) if isinstance(r, dict) else None),
+                        reverse=str(direction).upper() == "DESC")
         if start == -1:  # the fast path: no count, no offset
             return {"result": [_shape(r, select) for r in chosen[:page_size]]}
         page = chosen[start:start + page_size]
@@ -277,30 +387,34 @@ def create_app(data_dir: str | Path, *, today: dt.date | None = None, secret: st
             cmd = dict(enumerate(cmd))
         if len(cmd) > BATCH_MAX:
             raise ValueError(f"batch takes at most {BATCH_MAX} commands")
-        halt = str(params.get("halt", "0")) in ("1", "true", "True")
-        out: dict[str, Any] = {"result": {}, "result_error": {}, "result_total": {}, "result_next": {},
-                               "result_time": {}}
+        halt = str(params.get("halt", "0")).lower() in ("1", "true", "y")
+        # what the portal keeps per command while the batch runs; ``$result[…]``, ``$next[…]``…
+        # read from it (CRestProvider::methodsBatch)
+        done: dict[str, dict[str, Any]] = {"result": {}, "next": {}, "total": {}, "time": {}, "error": {}}
         for key, line in cmd.items():
+            key = str(key)
             method, _, query = str(line).partition("?")
             t0 = time.time()
             if method not in METHODS:
-                out["result_error"][key] = {"error": "ERROR_METHOD_NOT_FOUND", "error_description": method}
+                done["error"][key] = {"error": "ERROR_METHOD_NOT_FOUND", "error_description": method}
                 if halt:
                     break
                 continue
             try:
-                answer = run_list(method, parse_php_query(query))
+                answer = run_list(method, substitute(parse_php_query(query), done))
             except (ValueError, TypeError, AttributeError) as exc:
-                out["result_error"][key] = {"error": "INVALID_ARG_VALUE", "error_description": str(exc)}
+                done["error"][key] = {"error": "INVALID_ARG_VALUE", "error_description": str(exc)}
                 if halt:
                     break
                 continue
-            out["result"][key] = answer["result"]
+            done["result"][key] = answer["result"]
             if "total" in answer:
-                out["result_total"][key] = answer["total"]
+                done["total"][key] = answer["total"]
             if "next" in answer:
-                out["result_next"][key] = answer["next"]
-            out["result_time"][key] = timing(t0)
+                done["next"][key] = answer["next"]
+            done["time"][key] = timing(t0)
+        out = {"result": done["result"], "result_error": done["error"], "result_total": done["total"],
+               "result_next": done["next"], "result_time": done["time"]}
         return {k: (v if v else []) if k != "result" else v for k, v in out.items()}
 
     @app.api_route("/rest/{user_id}/{key}/{method}", methods=["GET", "POST"])

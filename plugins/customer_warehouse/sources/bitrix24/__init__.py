@@ -7,11 +7,18 @@ Connection (Airflow ``bitrix24_default``): host = the incoming webhook
 
 * ``portals``: several portals — a list of names (``acme`` → ``https://acme.bitrix24.ru``, same
   login/password) or a mapping name → webhook URL; default ``["default"]`` = the connection itself;
-* ``start_date`` (history: only records modified since), ``lookback_days`` (2), ``paging`` (``offset`` = start/next with batched pages, or ``cursor``),
-  ``use_batch`` (true), ``history_batch_rows`` (5000 rows per committed history batch),
-  ``detect_deleted`` (``deals, contacts, companies``), ``max_deleted_share`` (0.5: refuse to flag more), ``deal_categories`` (pipelines besides the
-  default, for ``DEAL_STAGE_<id>``), ``bucket_size`` (50) / ``drain_rate`` (2/s) of the client-side
-  throttle, ``max_retries`` (6), ``backoff_base`` (1 s), ``timeout`` (30 s), ``entities``.
+* ``start_date`` (history: only records modified since), ``lookback_days`` (2), ``paging``
+  (incremental: ``offset`` = start/next with batched pages, or ``cursor``), ``use_batch`` (true;
+  false walks history one request per page), ``chain_pages`` (50 pages chained in one ``batch`` by
+  the history and deleted-ID walks), ``history_batch_rows`` (5000 rows per committed history batch),
+  ``detect_deleted`` (``deals, contacts, companies``), ``max_deleted_share`` (0.5: refuse to flag
+  more), ``deal_categories`` (pipelines besides the default, for ``DEAL_STAGE_<id>``),
+  ``max_retries`` (6), ``backoff_base`` (1 s), ``timeout`` (30 s), ``entities``;
+* the client-side throttle, mirroring the portal's leaky bucket: ``requests_per_second`` (2, the
+  documented drain rate; Enterprise plans drain 5) and ``burst`` (50, the bucket; Enterprise 250).
+  ``requests_per_second: 0`` switches the throttle off — only for emulators with their limit lifted
+  and benchmarks; a real portal then answers 503 ``QUERY_LIMIT_EXCEEDED`` (retried with backoff).
+  The older names ``drain_rate`` / ``bucket_size`` are still read when the new ones are absent.
 
 Lands ``raw_bitrix24.{deals, contacts, companies, activities, deal_stages, deal_userfields}``
 as described in docs/raw-layer.md.

@@ -5,10 +5,15 @@ Three ways to read a list, each where it pays:
 * :meth:`Bitrix24Client.offset_pages` — ``start``/``next`` paging (50 rows a call). The first call
   gives ``total``; with ``use_batch`` the remaining pages go out as ``batch`` calls of up to 50
   commands each, so a 2,500-row list costs two round trips instead of fifty.
-* :meth:`Bitrix24Client.cursor_pages` — the fast path for bulk and history loads: ``order ID ASC``,
-  ``filter >ID last``, ``start=-1`` (the portal skips counting, which is what makes deep offsets slow).
-* :meth:`Bitrix24Client.list_ids` — every ID of a list, selecting only ``ID``: the ID space is cut
-  into up to 50 ranges walked in parallel inside one ``batch`` per round; used to find deleted records.
+* :meth:`Bitrix24Client.cursor_pages` — the documented fast path for bulk loads: ``order ID ASC``,
+  ``filter >ID last``, ``start=-1`` (the portal skips counting, which is what makes deep offsets
+  slow), one request per 50 rows.
+* :meth:`Bitrix24Client.id_walk` — the same walk, 50 pages per request: one ``batch`` whose command
+  ``pK`` filters ``>ID $result[pK-1][49][ID]`` (the last ID of the page before, substituted by the
+  portal while the batch runs). Used for history loads and, selecting only ``ID``, for the ID set
+  that finds deleted records (:meth:`Bitrix24Client.list_ids`). A short page ends the walk and
+  everything later in that batch is dropped: the portal does not fail a reference to a row that
+  is not there, it substitutes what it reached (docs/bitrix24.md), so those commands list garbage.
 
 The portal's leaky bucket (50 requests, draining 2/s) is mirrored client-side so the client
 rarely meets 503 ``QUERY_LIMIT_EXCEEDED``; when it does (other integrations share the bucket) it
@@ -46,18 +51,23 @@ class Bitrix24AuthError(Bitrix24Error):
 class LeakyBucket:
     """Client-side mirror of the portal's bucket: ``capacity`` requests, draining ``rate`` a second.
 
-    ``headroom`` keeps a few slots free for other integrations sharing the portal's bucket."""
+    ``headroom`` keeps a few slots free for other integrations sharing the portal's bucket.
+    ``rate`` 0 (or ``None``) switches the mirror off: every request goes at once. That is for
+    emulators with their limit lifted and benchmarks of the client only — a real portal answers
+    503 ``QUERY_LIMIT_EXCEEDED`` to a client that does not pace itself."""
 
-    def __init__(self, capacity: float = 50, rate: float = 2.0, headroom: float = 2,
+    def __init__(self, capacity: float = 50, rate: float | None = 2.0, headroom: float = 2,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
         self.capacity = max(1.0, capacity - headroom)
-        self.rate = rate
+        self.rate = rate or 0.0
         self.clock, self.sleep = clock, sleep
         self.level = 0.0
         self.last = clock()
         self._lock = threading.Lock()
 
     def acquire(self) -> None:
+        if self.rate <= 0:
+            return
         with self._lock:
             while True:
                 now = self.clock()
@@ -69,11 +79,11 @@ class LeakyBucket:
                 self.sleep((self.level + 1 - self.capacity) / self.rate)
 
 
-_SHARED: dict[tuple[str, float, float], LeakyBucket] = {}
+_SHARED: dict[tuple[str, float, float | None], LeakyBucket] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def shared_bucket(webhook_url: str, capacity: float, rate: float) -> LeakyBucket:
+def shared_bucket(webhook_url: str, capacity: float, rate: float | None) -> LeakyBucket:
     """One bucket mirror per portal in this process, shared by every client of that portal (the
     portal's bucket is per portal, not per connection)."""
     with _SHARED_LOCK:
@@ -120,15 +130,20 @@ def _int_id(row: Any) -> int | None:
 class Bitrix24Client:
     """One portal. ``webhook_url`` is ``https://portal/rest/<user_id>/<secret>``."""
 
-    def __init__(self, webhook_url: str, *, capacity: float = 50, drain_rate: float = 2.0,
+    def __init__(self, webhook_url: str, *, capacity: float = 50, drain_rate: float | None = 2.0,
                  max_retries: int = 6, backoff_base: float = 1.0, backoff_max: float = 60.0,
-                 timeout: float = 30.0, use_batch: bool = True, batch_size: int = BATCH_MAX):
+                 timeout: float = 30.0, use_batch: bool = True, batch_size: int = BATCH_MAX,
+                 chain_pages: int = BATCH_MAX):
+        """``capacity``/``drain_rate``: the client-side throttle (burst and requests a second);
+        ``drain_rate`` 0 or ``None`` switches it off (emulators and benchmarks only).
+        ``chain_pages``: pages (commands) per ``batch`` of :meth:`id_walk`, 1…50."""
         self.url = webhook_url.rstrip("/")
         self.bucket = shared_bucket(self.url, capacity, drain_rate)
         self.max_retries = max_retries
         self.backoff_base, self.backoff_max = backoff_base, backoff_max
         self.use_batch = use_batch
         self.batch_size = max(1, min(batch_size, BATCH_MAX))
+        self.chain_pages = max(1, min(chain_pages, BATCH_MAX))
         self.requests_made = 0
         self._http = httpx.Client(timeout=timeout, headers={"User-Agent": "customer-warehouse/bitrix24"})
 
@@ -233,30 +248,69 @@ class Bitrix24Client:
                 raise Bitrix24Error(f"{method}: ID cursor stuck at {last} (a full page without a higher ID)")
             last = max(ids)
 
-    def list_ids(self, method: str, flt: dict[str, Any] | None = None) -> set[int]:
-        """Every ID of a list (``select: [ID]``): ranges of the ID space walked in parallel by batch."""
-        flt = dict(flt or {})
-        top = self.call(method, {"filter": flt, "order": {"ID": "DESC"}, "select": ["ID"], "start": -1})
-        top_ids = [i for i in map(_int_id, top.get("result") or []) if i is not None]
-        if not top_ids:
-            return set()
-        high = max(top_ids)
+    def id_walk(self, method: str, params: dict[str, Any], after_id: int = 0) -> Iterator[Page]:
+        """Every page of the ``>ID`` walk, ``chain_pages`` pages per ``batch`` request.
+
+        The pages, their order and their rows are exactly :meth:`cursor_pages`'; only the number of
+        requests differs (one per 50 pages instead of one per page). Without ``use_batch`` it *is*
+        :meth:`cursor_pages`. Inside a batch, command ``pK`` (K ≥ 1) reads ``>ID`` from
+        ``$result[pK-1][49][ID]``; its answer is used only when the page before it was full and its
+        50th row carries the highest ID of that page (else the reference would not have given the
+        cursor the page-by-page walk would use), and only when none of its IDs is at or below that
+        cursor. Anything else ends the batch early and the next batch starts from the last ID seen,
+        so a portal that substitutes something unexpected costs a request, never a wrong row.
+        """
         if not self.use_batch:
-            return {i for page in self.cursor_pages(method, {"filter": flt, "select": ["ID"]})
-                    for i in map(_int_id, page.rows) if i is not None}
-        n = min(self.batch_size, high)
-        bounds = [high * k // n for k in range(n + 1)]  # ranges (bounds[k], bounds[k+1]]
-        cursors = {k: bounds[k] for k in range(n)}
-        found: set[int] = set()
-        while cursors:
-            cmds = {f"r{k}": (method, {"filter": {**flt, ">ID": c, "<=ID": bounds[k + 1]}, "order": {"ID": "ASC"},
-                                       "select": ["ID"], "start": -1}) for k, c in cursors.items()}
-            answers = self.batch(cmds)
-            for k in list(cursors):
-                ids = [i for i in map(_int_id, answers[f"r{k}"]["result"] or []) if i is not None]
-                found.update(ids)
-                if len(answers[f"r{k}"]["result"] or []) < PAGE or not ids or max(ids) <= cursors[k]:
-                    del cursors[k]
-                else:
-                    cursors[k] = max(ids)
-        return found
+            yield from self.cursor_pages(method, params, after_id)
+            return
+        base = dict(params.get("filter") or {})
+        last = after_id
+        attempt = 0
+        while True:
+            cmds = {}
+            for k in range(self.chain_pages):
+                cursor: Any = last if k == 0 else f"$result[p{k - 1}][{PAGE - 1}][ID]"
+                cmds[f"p{k}"] = command(method, {**params, "filter": {**base, ">ID": cursor},
+                                                 "order": {"ID": "ASC"}, "start": -1})
+            data = self.call("batch", {"halt": 1, "cmd": cmds})
+            res = data.get("result") or {}
+            results = res.get("result") or {}
+            errors = res.get("result_error") or {}
+            progressed = False
+            for k in range(self.chain_pages):
+                key = f"p{k}"
+                if not isinstance(results, dict) or key not in results:  # PHP's empty array is []
+                    error = errors.get(key) if isinstance(errors, dict) else None
+                    code = error.get("error") if isinstance(error, dict) else None
+                    if code not in ("QUERY_LIMIT_EXCEEDED", "OPERATION_TIME_LIMIT"):
+                        raise Bitrix24Error(f"batch {method} >ID walk: command {key} failed: "
+                                            f"{error or errors or 'no result'}")
+                    if not progressed:  # the batch's first page hit a limit: back off like a 503
+                        attempt += 1
+                        if attempt > self.max_retries:
+                            raise Bitrix24Error(f"{method}: {code} in batch; gave up after {attempt} attempts")
+                        delay = self._backoff(attempt)
+                        log.warning("bitrix24 batch %s: %s; retry %d in %.1fs", method, code, attempt, delay)
+                        time.sleep(delay)
+                    break
+                rows = list(results[key] or [])
+                ids = [i for i in map(_int_id, rows) if i is not None]
+                if k and any(i <= last for i in ids):
+                    log.warning("bitrix24 %s: chained page %s went back to ID %d (cursor %d); continuing from %d",
+                                method, key, min(ids), last, last)
+                    break
+                yield Page(f"{method} >ID {last}", rows)
+                progressed, attempt = True, 0
+                if len(rows) < PAGE:
+                    return
+                if not ids or max(ids) <= last:
+                    raise Bitrix24Error(f"{method}: ID cursor stuck at {last} (a full page without a higher ID)")
+                chained = _int_id(rows[PAGE - 1])
+                last = max(ids)
+                if chained != last:  # the next command's cursor was not this page's highest ID
+                    break
+
+    def list_ids(self, method: str, flt: dict[str, Any] | None = None) -> set[int]:
+        """Every ID of a list: the :meth:`id_walk` selecting only ``ID`` (2,500 IDs a request)."""
+        return {i for page in self.id_walk(method, {"filter": dict(flt or {}), "select": ["ID"]})
+                for i in map(_int_id, page.rows) if i is not None}
