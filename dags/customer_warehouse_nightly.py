@@ -31,6 +31,8 @@ with Great Expectations, and only then swaps them into `marts`, the schema BI re
   (Metrica counters, CRM accounts, forms) and loaded in parallel.
 * First run on an empty warehouse, or the `full_refresh` param, loads the whole history.
 * A failed gate leaves yesterday's marts in place and fails the run with a summary.
+* The gate checks raw tables on the batches loaded since its last pass; on Sundays
+  (`CW_GATE_FULL_AUDIT_WEEKDAY`) or with the `gate_full_audit` param it audits whole raw tables.
 """
 
 default_args = {
@@ -60,7 +62,9 @@ def _day() -> str:
     default_args=default_args,
     tags=["customer-warehouse", "nightly", "marts"],
     doc_md=DOC,
-    params={"full_refresh": Param(False, type="boolean", description="Reload all history and rebuild")},
+    params={"full_refresh": Param(False, type="boolean", description="Reload all history and rebuild"),
+            "gate_full_audit": Param(False, type="boolean",
+                                     description="Quality gate over whole raw tables, not only tonight's batches")},
 )
 def customer_warehouse_nightly():
     @task
@@ -87,7 +91,8 @@ def customer_warehouse_nightly():
     def quality_gate() -> dict:
         from customer_warehouse.pipeline import quality_gate as gate
 
-        return gate(_date(_day()))
+        full = bool(get_current_context()["params"].get("gate_full_audit"))
+        return gate(_date(_day()), full=full)
 
     @task(outlets=[Asset(name=f"marts.{m}", uri=f"postgres://warehouse:5432/warehouse/marts/{m}") for m in MARTS])
     def publish(gate_result: dict) -> dict:

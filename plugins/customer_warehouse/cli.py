@@ -3,7 +3,7 @@
     cw demo [--date D]                       the nightly pipeline on the demo company (make demo)
     cw run --date D [--full-refresh]         every stage in this process, no Airflow
     cw extract SOURCE --date D [--unit U] [--full]
-    cw transform --date D | cw gate --date D | cw publish --date D
+    cw transform --date D | cw gate --date D [--full] | cw publish --date D
     cw emulators [--data DIR]                serve the demo dataset through the emulators
     cw warehouse                             print the warehouse URI (starts the embedded one)
 """
@@ -65,7 +65,7 @@ def cmd_stage(args) -> int:
     if args.command == "transform":
         out = pipeline.transform(args.date, full_refresh=args.full_refresh)
     elif args.command == "gate":
-        out = pipeline.quality_gate(args.date)
+        out = pipeline.quality_gate(args.date, full=args.full)
     else:
         out = pipeline.publish(args.date, None)
     print(json.dumps(out, default=str, indent=2))
@@ -133,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name)
         p.add_argument("--date", type=_date, default=_yesterday())
         p.add_argument("--full-refresh", action="store_true")
+        if name == "gate":
+            p.add_argument("--full", action="store_true",
+                           help="check whole raw tables (the full-history audit), not only the new batches")
         p.set_defaults(func=cmd_stage)
 
     p = sub.add_parser("emulators", help="serve the demo dataset through the API emulators")

@@ -96,12 +96,32 @@ def transform(day: dt.date, full_refresh: bool = False) -> dict[str, Any]:
     return dbt.build_all(dsn, run_date=day, full_refresh=full_refresh)
 
 
-def quality_gate(day: dt.date) -> dict[str, Any]:
-    """Validate raw batches and the freshly built marts; raise (blocking) when they must not ship."""
+FULL_AUDIT_WEEKDAY_ENV = "CW_GATE_FULL_AUDIT_WEEKDAY"
+DEFAULT_FULL_AUDIT_WEEKDAY = 7  # Sunday's business day
+
+
+def full_audit_due(day: dt.date) -> bool:
+    """Whether the gate of ``day`` audits whole raw tables: on the ISO weekday set in
+    ``CW_GATE_FULL_AUDIT_WEEKDAY`` (1 = Monday … 7 = Sunday, default 7; ``off`` never)."""
+    value = os.environ.get(FULL_AUDIT_WEEKDAY_ENV, str(DEFAULT_FULL_AUDIT_WEEKDAY)).strip().lower()
+    if value in ("", "off", "never", "none", "0"):
+        return False
+    if not value.isdigit() or not 1 <= int(value) <= 7:
+        raise ValueError(f"{FULL_AUDIT_WEEKDAY_ENV} must be an ISO weekday 1–7 or 'off', not {value!r}")
+    return day.isoweekday() == int(value)
+
+
+def quality_gate(day: dt.date, full: bool = False) -> dict[str, Any]:
+    """Validate raw batches and the freshly built marts (the gate never raises; publish blocks).
+
+    Raw tables are checked on the batches no passing gate has accepted yet (tonight's), or whole
+    when ``full`` or when :func:`full_audit_due` (the weekly full-history audit).
+    """
     from . import warehouse
     from .quality import gate
 
-    result = gate.run_gate(warehouse.export_env(), run_date=day)
+    full = full or full_audit_due(day)
+    result = gate.run_gate(warehouse.export_env(), run_date=day, full=full)
     return result if isinstance(result, dict) else result.as_dict()
 
 

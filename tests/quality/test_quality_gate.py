@@ -271,3 +271,20 @@ def test_a_key_enforced_by_a_unique_index_is_relied_on(warehouse_uri, tmp_path):
         assert checks[f"raw_amocrm.leads.{name}"].observed == \
             "enforced by unique index raw_amocrm.leads_pkey (account, id)"
     assert checks["raw_amocrm.leads.price_range"].status == "passed"
+
+
+def test_the_weekly_full_audit_day(monkeypatch):
+    import datetime as dt
+
+    from customer_warehouse.pipeline import FULL_AUDIT_WEEKDAY_ENV, full_audit_due
+
+    sunday, friday = dt.date(2026, 11, 22), dt.date(2026, 11, 20)
+    monkeypatch.delenv(FULL_AUDIT_WEEKDAY_ENV, raising=False)
+    assert full_audit_due(sunday) and not full_audit_due(friday)
+    monkeypatch.setenv(FULL_AUDIT_WEEKDAY_ENV, "5")
+    assert full_audit_due(friday) and not full_audit_due(sunday)
+    monkeypatch.setenv(FULL_AUDIT_WEEKDAY_ENV, "off")
+    assert not full_audit_due(sunday)
+    monkeypatch.setenv(FULL_AUDIT_WEEKDAY_ENV, "sunday")
+    with pytest.raises(ValueError, match="ISO weekday"):
+        full_audit_due(sunday)
