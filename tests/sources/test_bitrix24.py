@@ -333,3 +333,177 @@ def test_an_implausible_mass_deletion_is_refused_and_reported(data, wh):
         # an operator who confirms the mass deletion raises the share
         bitrix24.extract_load(config(url, entities=["deals"], max_deleted_share=1), "default", NEXT_WINDOW, wh)
     assert sum(1 for _, d in deals_in(wh).values() if d) == 90
+
+
+# -- chained batches: $result[...] references and the 50-pages-per-request ID walk -------------------
+def batch_of(url: str, cmd: dict, halt: int = 0) -> dict:
+    with client_for(url) as client:
+        return client.call("batch", {"halt": halt, "cmd": cmd})["result"]
+
+
+def ids_of(rows) -> list[int]:
+    return [int(r["ID"]) for r in rows]
+
+
+def test_batch_substitutes_result_references_like_the_portal(data):
+    write(data, "deals", deals(60))
+    page = "crm.deal.list?order[ID]=ASC&start=-1&select[]=ID&filter[>ID]="
+    with running(app_for(data)) as url:
+        got = batch_of(url, {
+            "p0": page + "0",
+            "p1": page + "$result[p0][49][ID]",    # the last ID of a full page: deals 51-60
+            "p2": page + "$result[p1][49][ID]",    # p1 has 10 rows: the path stops at $result[p1]
+            "p3": page + "$result[nope][0][ID]",   # no such command: stops at $result itself
+            "p4": page + "$result[p0][2][ID]9",    # the macro runs to the next white space
+            "p5": "crm.deal.list?start=-1&select[]=TITLE&filter[ID]=$result[p0][0][ID]",
+        })
+        halted = batch_of(url, {"a": page + "0", "b": "crm.no.such?x=1", "c": page + "$result[a][49][ID]"},
+                          halt=1)
+        carried_on = batch_of(url, {"a": page + "0", "b": "crm.no.such?x=1", "c": page + "$result[a][49][ID]"})
+    res = got["result"]
+    assert ids_of(res["p0"]) == list(range(1, 51))
+    assert ids_of(res["p1"]) == list(range(51, 61))
+    # no error for a reference to a row that is not there: the rows it reached stand in for the value,
+    # and an array compared with >ID counts as 1 — the walk quietly starts again (a client must stop
+    # at the short page itself)
+    assert ids_of(res["p2"]) == list(range(2, 52))
+    assert ids_of(res["p3"]) == list(range(2, 52))
+    assert ids_of(res["p4"]) == list(range(4, 54))  # "$result[p0][2][ID]9" as a whole → 3
+    assert res["p5"] == [{"ID": "1", "TITLE": "Зерно HoReCa 5 кг #1"}]
+    assert got["result_error"] == [] and set(got["result_time"]) == set(res)
+    # halt=1 stops at the failed command; halt=0 runs the rest
+    assert list(halted["result"]) == ["a"] and list(halted["result_error"]) == ["b"]
+    assert list(carried_on["result"]) == ["a", "c"] and ids_of(carried_on["result"]["c"]) == list(range(51, 61))
+
+
+def test_emulator_limit_can_be_lifted(data):
+    for lifted in ({"bucket_size": 1, "drain_rate": 0}, {"bucket_size": 1, "drain_rate": None},
+                   {"bucket_size": None, "drain_rate": 2}):
+        app = emulator.create_app(data, **lifted)
+        with running(app) as url, client_for(url) as client:
+            for _ in range(5):
+                client.call("crm.company.list", {})
+        assert [r["status"] for r in app.state.b24.requests] == [200] * 5, lifted
+    app = emulator.create_app(data, bucket_size=1, drain_rate=0.001)
+    with running(app) as url, client_for(url, max_retries=0) as client:
+        client.call("crm.company.list", {})
+        with pytest.raises(bitrix24.Bitrix24Error, match="QUERY_LIMIT_EXCEEDED"):
+            client.call("crm.company.list", {})
+
+
+def walk_data(kind: str) -> list:
+    if kind == "short-last-page":
+        return deals(120)
+    if kind == "full-last-page":
+        return deals(100)
+    if kind == "empty":
+        return []
+    if kind == "id-gap":
+        return [deal(i, when(3)) for i in [*range(1, 71), *range(5000, 5081)]]
+    if kind == "malformed":  # rows the ID filter cannot place come back on pages as they are
+        return ["garbage", *deals(75), {"ID": "x9", "DATE_MODIFY": when(2)}, {"TITLE": "no id"}]
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize("chain", [50, 2, 3])
+@pytest.mark.parametrize("kind", ["short-last-page", "full-last-page", "empty", "id-gap", "malformed"])
+def test_chained_walk_returns_the_pages_of_the_page_by_page_walk(data, kind, chain):
+    write(data, "deals", walk_data(kind))
+    app = app_for(data)
+    params = {"select": ["*", "UF_*"]}
+    with running(app) as url, client_for(url, use_batch=False) as plain, \
+            client_for(url, chain_pages=chain) as chained:
+        old = [(p.part, p.rows) for p in plain.cursor_pages("crm.deal.list", params)]
+        new = [(p.part, p.rows) for p in chained.id_walk("crm.deal.list", params)]
+        ids_old = plain.list_ids("crm.deal.list")
+        ids_new = chained.list_ids("crm.deal.list")
+    assert new == old  # same pages, same rows, same order
+    assert ids_new == ids_old
+    pages = len(old)
+    assert plain.requests_made == 2 * pages
+    assert chained.requests_made <= 2 * -(-pages // chain) + (2 if kind == "malformed" else 0)
+
+
+def test_chained_walk_survives_query_limit_exceeded_mid_walk(data):
+    write(data, "deals", deals(260))
+    app = app_for(data)
+    app.state.faults.add(path=r"/batch", status=503, after=1, times=2,
+                         body={"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"})
+    with running(app) as url, client_for(url, use_batch=False) as plain, \
+            client_for(url, chain_pages=2, backoff_base=0.01) as chained:
+        new = [(p.part, p.rows) for p in chained.id_walk("crm.deal.list", {})]
+        old = [(p.part, p.rows) for p in plain.cursor_pages("crm.deal.list", {})]
+    assert new == old and sum(len(rows) for _, rows in new) == 260
+    assert [r["status"] for r in app.state.b24.requests if r["method"] == "batch"] == [200, 503, 503, 200, 200]
+
+
+def test_chained_walk_needs_fifty_times_fewer_requests(data):
+    write(data, "deals", deals(5000))
+    app = app_for(data)
+    with running(app) as url, client_for(url, use_batch=False) as plain, client_for(url) as chained:
+        old = sum(len(p.rows) for p in plain.cursor_pages("crm.deal.list", {"select": ["ID", "TITLE"]}))
+        old_requests = len(app.state.b24.requests)
+        new = sum(len(p.rows) for p in chained.id_walk("crm.deal.list", {"select": ["ID", "TITLE"]}))
+        new_requests = len(app.state.b24.requests) - old_requests
+        ids = chained.list_ids("crm.deal.list")
+        id_requests = len(app.state.b24.requests) - old_requests - new_requests
+    assert old == new == len(ids) == 5000
+    # 100 full pages and the empty one that ends the walk: 101 requests, or 3 batches of up to 50 pages
+    assert (old_requests, new_requests, id_requests) == (101, 3, 3)
+
+
+def portal_checksum(wh, portal: str) -> dict[str, str]:
+    return {t: wh.execute(
+        f"select md5(coalesce(string_agg(row(id, updated_at, is_deleted, record)::text, '|' order by id), '')) "
+        f"from raw_bitrix24.{t} where portal = %s", (portal,)).fetchone()[0] for t in TABLES}
+
+
+def test_chained_load_lands_what_the_page_by_page_load_lands(data, wh):
+    write(data, "deals", [*walk_data("malformed"), *(deal(i, when(4)) for i in range(300, 420))])
+    write(data, "companies", [])  # an empty list
+    app = app_for(data)
+    with running(app) as url:
+        portals = {"old": f"{url}/rest/1/{SECRET}", "new": f"{url}/rest/1/{SECRET}"}
+        old_cfg = config(url, portals=portals, use_batch=False)
+        new_cfg = config(url, portals=portals, chain_pages=2)  # several batches per list
+        n0 = len(app.state.b24.requests)
+        bitrix24.extract_load(old_cfg, "old", WINDOW, wh)
+        n1 = len(app.state.b24.requests)
+        bitrix24.extract_load(new_cfg, "new", WINDOW, wh)
+        n2 = len(app.state.b24.requests)
+        assert portal_checksum(wh, "new") == portal_checksum(wh, "old")
+        assert n2 - n1 < n1 - n0  # two pages a batch here; the 50x is measured with 5,000 rows above
+        wh.commit()
+        # the next day: deal 7 deleted in the portal, deal 8 changed
+        rows = [r for r in walk_data("malformed") if not (isinstance(r, dict) and r.get("ID") == "7")]
+        rows = [deal(8, when(31, 20), TITLE="поздняя правка") if isinstance(r, dict) and r.get("ID") == "8"
+                else r for r in rows]
+        write(data, "deals", [*rows, *(deal(i, when(4)) for i in range(300, 420))])
+        bitrix24.extract_load(old_cfg, "old", NEXT_WINDOW, wh)
+        bitrix24.extract_load(new_cfg, "new", NEXT_WINDOW, wh)
+    assert portal_checksum(wh, "new") == portal_checksum(wh, "old")
+    flagged = wh.execute("select portal, id from raw_bitrix24.deals where is_deleted order by 1, 2").fetchall()
+    assert flagged == [("new", 7), ("old", 7)]
+    # every record read is loaded or quarantined with a reason, in both walks
+    ledger = wh.execute("select unit, sum(rows_read), sum(rows_loaded), sum(rows_quarantined) "
+                        "from raw_meta.load_batches where source = 'bitrix24' group by unit order by unit").fetchall()
+    assert ledger[0][1:] == ledger[1][1:] and all(read == loaded + bad for _, read, loaded, bad in ledger)
+
+
+def test_throttle_settings_from_the_connection():
+    def client_settings(**extra):
+        return bitrix24.loader.Settings.from_config(SourceConfig("b", host="h", extra=extra)).client
+
+    assert (client_settings()["drain_rate"], client_settings()["capacity"]) == (2, 50)
+    assert client_settings(requests_per_second=5, burst=250) | {} == client_settings(
+        requests_per_second="5", burst="250", drain_rate=1, bucket_size=10)  # new names win over old ones
+    assert client_settings(drain_rate=1, bucket_size=10)["drain_rate"] == 1  # old names still read
+    off = client_settings(requests_per_second=0)
+    assert off["drain_rate"] == 0
+
+    def no_sleep(seconds):
+        raise AssertionError(f"the throttle slept {seconds}s although it is off")
+
+    bucket = bitrix24.LeakyBucket(off["capacity"], off["drain_rate"], sleep=no_sleep)
+    for _ in range(1000):
+        bucket.acquire()

@@ -135,11 +135,12 @@ def _matches(row: dict, flt: dict[str, Any]) -> bool:
         op = next((o for o in _OPS if key.startswith(o)), "")
         name = key[len(op):]
         have = row.get(name)
-        if op in (">", ">=", "<", "<=") and isinstance(want, list):
+        if op in (">", ">=", "<", "<=") and isinstance(want, list | dict):
             # several values for a comparison: any of them (an SQL OR); a non-scalar value — what a
             # ``$result[…]`` reference that stopped short leaves behind — counts as PHP's
             # intval(array): 1 when non-empty (unverified against a portal; docs/bitrix24.md)
-            if not any(_matches(row, {key: _php_scalar(v)}) for v in want):
+            values = list(want.values()) if isinstance(want, dict) else want
+            if not any(_matches(row, {key: _php_scalar(v)}) for v in values):
                 return False
             continue
         if op in ("@", "!@") or isinstance(want, list):
@@ -169,7 +170,9 @@ def _php_scalar(value: Any) -> Any:
     return value
 
 
-_MACRO = re.compile(r"\$(result|next|total|time|error)((?:\[[^\]]+\])+)", re.IGNORECASE)
+# the portal's pattern: ``/\$(result|next|total|time|error)([^\s]*)/i``; the path is the ``[…]`` groups
+# inside the match, and the whole match (up to white space) is what gets replaced
+_MACRO = re.compile(r"\$(result|next|total|time|error)(\S*)", re.IGNORECASE)
 _PATH = re.compile(r"\[([^\]]+)\]")
 
 
@@ -194,15 +197,15 @@ def substitute(value: Any, done: dict[str, dict]) -> Any:
         return [substitute(v, done) for v in value]
     if not isinstance(value, str) or "$" not in value:
         return value
-    whole = _MACRO.fullmatch(value)
-    if whole:  # the whole parameter is one reference: the value itself, even a list or an object
-        return _resolve(done, whole.group(1), whole.group(2))
-
-    def text(m: re.Match) -> str:
+    for m in list(_MACRO.finditer(value)):
+        if not _PATH.search(m.group(2)):
+            continue
         got = _resolve(done, m.group(1), m.group(2))
-        return "Array" if isinstance(got, dict | list) else ("" if got is None else str(got))
-
-    return _MACRO.sub(text, value)
+        if m.group(0) == value:  # the whole parameter is one reference: the value itself, even a list
+            return got
+        value = value.replace(m.group(0), "Array" if isinstance(got, dict | list) else
+                              ("" if got is None else str(got)))
+    return value
 
 
 def _select(row: dict, select: list[str] | None) -> dict:
@@ -355,6 +358,8 @@ def create_app(data_dir: str | Path, *, today: dt.date | None = None, secret: st
             select = [select]
         start = int(params.get("start", 0) or 0)
         after = flt.get(">ID")
+        if isinstance(after, dict):
+            after = list(after.values())
         if isinstance(after, list) and after:  # ``>ID`` any of several values = above the smallest
             nums = [_number(_php_scalar(v)) for v in after]
             after = None if None in nums else min(nums)
