@@ -27,16 +27,59 @@ from .procs import Measured, run_measured, say, tail
 
 SOURCES = ("metrica", "amocrm", "bitrix24", "typeform", "yandex_forms", "crm_files", "survey_files")
 
+# The APIs' documented request rates (../shared/reference/sources.md): requests/s, the burst a
+# fresh allowance lets through first, and how the vendor states it. The bench counts the requests
+# each extract made and divides: the least time the real API would need for them, however fast
+# our side is. Yandex Forms documents no rate (its floor is null).
+DOCUMENTED_LIMITS: dict[str, tuple[float, int, str]] = {
+    "metrica": (10.0, 0, "Logs API: 10 requests/s per IP"),
+    "amocrm": (7.0, 0, "7 requests/s per account"),
+    "bitrix24": (2.0, 50, "leaky bucket of 50 requests draining 2/s"),
+    "typeform": (2.0, 0, "~2 requests/s"),
+}
+QUOTAS = ("lifted", "real")
 
-def start_emulators(data_dir: Path, today: dt.date) -> emulator_stack.Stack:
-    """Every emulator on ``data_dir``, serving the sources as they were at the end of ``today``."""
+
+def api_floor(source: str, requests: int | None) -> dict[str, Any]:
+    """``api_requests`` and the time they need at the documented limit (requests beyond the burst
+    / rate), for one source's extract."""
+    out: dict[str, Any] = {"api_requests": requests, "api_floor_seconds_at_documented_limits": None}
+    limit = DOCUMENTED_LIMITS.get(source)
+    if requests is None:
+        return out
+    if limit is None:
+        out["api_floor_reason"] = "no documented request rate"
+        return out
+    rate, burst, text = limit
+    out["api_floor_seconds_at_documented_limits"] = round(max(0, requests - burst) / rate, 1)
+    out["documented_limit"] = text
+    return out
+
+
+def _rss_mb() -> float | None:
+    """This (the bench) process's resident memory now: the emulators live in it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
+def start_emulators(data_dir: Path, today: dt.date, quotas: str = "lifted") -> emulator_stack.Stack:
+    """Every emulator on ``data_dir``, serving the sources as they were at the end of ``today``;
+    ``quotas="lifted"`` starts them without their rate limits and processing delays."""
+    if quotas not in QUOTAS:
+        raise ValueError(f"quotas must be one of {QUOTAS}, not {quotas!r}")
     manifest = json.loads((data_dir / "manifest.json").read_text(encoding="utf-8"))
     stack = emulator_stack.Stack(data_dir, {**manifest, "today": today.isoformat()})
     options = getattr(emulator_stack, "DEMO_OPTIONS", {})
+    lifted = emulator_stack.LIFTED_OPTIONS if quotas == "lifted" else {}
     for name, module in emulator_stack.EMULATORS.items():
         if not (data_dir / name).exists():
             continue
-        kwargs: dict[str, Any] = dict(options.get(name, {}))
+        kwargs: dict[str, Any] = {**options.get(name, {}), **lifted.get(name, {})}
         # Metrica's "today" is the API's (date2 must be before it): the day after the business day
         kwargs["today"] = today + dt.timedelta(days=1) if name == "metrica" else today
         app = importlib.import_module(module).create_app(data_dir, **kwargs)
@@ -56,19 +99,25 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def run_nightly(label: str, day: dt.date, data_dir: Path, env: dict[str, str], work: Path,
-                sources: tuple[str, ...] = SOURCES, after_transform=None) -> dict[str, Any]:
+                sources: tuple[str, ...] = SOURCES, after_transform=None, quotas: str = "lifted") -> dict[str, Any]:
     """Extract+load every source, dbt build, gate, publish — each measured; emulators as of ``day``.
 
     ``after_transform`` runs (unmeasured here) between a successful dbt build and the gate, while
-    the build schema still exists — publish swaps it away.
+    the build schema still exists — publish swaps it away. ``quotas``: "lifted" (emulators and
+    clients unthrottled) or "real" (the documented limits, as the emulators enforce them).
     """
-    stack = start_emulators(data_dir, day)
-    env = {**env, **stack.connections()}
+    rss_before = _rss_mb()
+    stack = start_emulators(data_dir, day, quotas)
+    env = {**env, **stack.connections(lifted=quotas == "lifted")}
     stages: list[Measured] = []
+    emulator_rss: dict[str, Any] = {"bench_rss_mb_before_emulators": rss_before}
     try:
         for source in sources:
             out = work / f"{label}-extract-{source}.json"
             say(f"{label}: extract+load {source} for {day}")
+            server = stack.servers.get(source)
+            requests_before = server.requests if server else None
+            rss_stage_before = _rss_mb()
             before = resource.getrusage(resource.RUSAGE_SELF)
             m = run_measured(f"extract_load:{source}", _stage_argv("extract", day, out, "--source", source), env,
                              work / "logs" / f"{label}-extract-{source}.log")
@@ -77,8 +126,17 @@ def run_nightly(label: str, day: dt.date, data_dir: Path, env: dict[str, str], w
             # the emulators are threads of this process: their CPU is ours, not the stage's
             emulator_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
             m.extra.update(rows=result.get("rows_loaded"), rows_quarantined=result.get("rows_quarantined"),
-                           batches=result.get("batches"), emulator_cpu_seconds=round(emulator_cpu, 2))
+                           batches=result.get("batches"), emulator_cpu_seconds=round(emulator_cpu, 2),
+                           rss_method="launcher")
+            if server is not None:
+                m.extra.update(api_floor(source, server.requests - requests_before))
+                rss_after = _rss_mb()
+                # the emulator builds its indexes lazily, during the first stage that reads it
+                m.extra["emulator_rss_growth_mb"] = (round(rss_after - rss_stage_before, 1)
+                                                     if rss_after is not None and rss_stage_before is not None
+                                                     else None)
             stages.append(_checked(m, result))
+        emulator_rss["bench_rss_mb_with_emulators"] = _rss_mb()
     finally:
         stack.stop()
     gate_file = work / f"{label}-gate.json"
@@ -97,12 +155,20 @@ def run_nightly(label: str, day: dt.date, data_dir: Path, env: dict[str, str], w
             break  # what follows a failed stage would only measure its failure
         if stage == "transform" and after_transform is not None:
             after_transform()
-    return {"label": label, "day": day.isoformat(), "stages": [s.as_dict() for s in stages],
+    extracts = [s for s in stages if s.name.startswith("extract")]
+    api = {s.name.split(":", 1)[1]: {k: s.extra[k] for k in ("api_requests", "api_floor_seconds_at_documented_limits",
+                                                             "documented_limit", "api_floor_reason") if k in s.extra}
+           | {"extract_load_seconds": round(s.seconds, 3)}
+           for s in extracts if "api_requests" in s.extra}
+    if emulator_rss.get("bench_rss_mb_with_emulators") is not None and rss_before is not None:
+        emulator_rss["emulators_rss_mb"] = round(emulator_rss["bench_rss_mb_with_emulators"] - rss_before, 1)
+    return {"label": label, "day": day.isoformat(), "api_quotas": quotas, "api": api, "emulator_rss": emulator_rss,
+            "stages": [s.as_dict() for s in stages],
             "seconds": round(sum(s.seconds for s in stages), 3),
             "ok": all(s.ok for s in stages) and len(stages) == len(sources) + 3,
             "extract_load_seconds": round(sum(s.seconds for s in stages if s.name.startswith("extract")), 3),
-            "extract_load_peak_rss_mb": max((s.peak_rss_mb for s in stages if s.name.startswith("extract")),
-                                            default=None)}
+            # per stage through the launcher (bench/procs.py): the maximum over the extract+load stages
+            "extract_load_peak_rss_mb": max((s.peak_rss_mb for s in extracts), default=None)}
 
 
 def _count_checks(result: dict[str, Any]) -> int | None:

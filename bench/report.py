@@ -105,6 +105,10 @@ def _scale_section(r: dict[str, Any]) -> list[str]:
     lines = [f"## Scale `{scale}`", "",
              f"Run {r['finished_at']} on the machine below; dataset seed {r['seed']}, full nightly for "
              f"{r['days']['full']}, one new day {r['days']['incremental']}.", ""]
+    quotas = r.get("api_quotas")
+    lines += [f"**API quotas: {quotas}.** " + r.get("api_quotas_note", "") if quotas else
+              "**API quotas: real** (measured before `--api-quotas` existed: the extract times include the "
+              "emulated vendors' rate limits).", ""]
     lines += ["| key | value | goal | verdict |", "|---|---|---|---|"]
     for key, entry in r["goals"].items():
         lines.append(f"| `{key}` | {_fmt(entry['value'], 3)} | {entry['goal']} | {_verdict(entry)} |")
@@ -125,10 +129,44 @@ def _scale_section(r: dict[str, Any]) -> list[str]:
         if run:
             lines += [f"**{label.capitalize()} nightly** ({run['day']}; total {_fmt(run['seconds'], 1)} s, "
                       f"extract+load {_fmt(run['extract_load_seconds'], 1)} s)", "", *header, *_stage_rows(run), ""]
+    lines += _api_section(r)
     details = r.get("details", {})
     if details:
         lines += ["<details><summary>Details (raw measurements)</summary>", "", "```json",
                   json.dumps(details, ensure_ascii=False, indent=1, default=str), "```", "", "</details>", ""]
+    return lines
+
+
+def _api_section(r: dict[str, Any]) -> list[str]:
+    """Requests per source in each extract stage and what they cost at the documented limits."""
+    api = r.get("api") or {}
+    sources = list(dict.fromkeys(src for run in api.values() for src in run))
+    if not sources:
+        return []
+    labels = [label for label in ("full", "incremental") if label in api]
+    lines = ["**API requests and the documented quotas** — `api_floor_seconds_at_documented_limits` is the "
+             "least time the real API would need for these requests at its documented rate (requests beyond "
+             "the burst / rate), whatever our code does; with quotas lifted the measured extract time does "
+             "not include it.", ""]
+    head = "| source | documented limit | " + " | ".join(
+        f"{label}: requests | {label}: floor s | {label}: extract s" for label in labels) + " |"
+    lines += [head, "|---|---|" + "---|---|---|" * len(labels)]
+    for src in sources:
+        limit = next((run[src].get("documented_limit") or run[src].get("api_floor_reason")
+                      for run in api.values() if src in run), None)
+        cells = []
+        for label in labels:
+            e = api[label].get(src, {})
+            cells += [_fmt(e.get("api_requests")), _fmt(e.get("api_floor_seconds_at_documented_limits"), 1),
+                      _fmt(e.get("extract_load_seconds"), 1)]
+        lines.append(f"| {src} | {limit or '—'} | " + " | ".join(cells) + " |")
+    lines.append("")
+    rss = {label: (r.get("nightly", {}).get(label) or {}).get("emulator_rss") for label in labels}
+    shown = [f"{label} {_fmt(v.get('emulators_rss_mb'), 0)} MB (bench process {_fmt(v.get('bench_rss_mb_before_emulators'), 0)}"
+             f" → {_fmt(v.get('bench_rss_mb_with_emulators'), 0)} MB)" for label, v in rss.items() if v]
+    if shown:
+        lines += ["Emulators' memory (they run as threads of the bench process; RSS growth while they served "
+                  "the extracts): " + "; ".join(shown) + ".", ""]
     return lines
 
 

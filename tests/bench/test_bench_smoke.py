@@ -52,8 +52,30 @@ def test_bench_tiny_writes_every_key(tmp_path):
     assert data["counts"]["warehouse_raw_rows_after_full"] > 0
     assert data["machine"]["cores"] >= 1 and data["machine"]["postgresql"]
 
+    # quotas lifted by default, and what the documented ones would cost is still reported
+    assert data["api_quotas"] == "lifted" and "lifted" in data["api_quotas_note"]
+    for label in ("full", "incremental"):
+        api = data["api"][label]
+        assert {"metrica", "amocrm", "bitrix24", "typeform", "yandex_forms"} <= set(api), api
+        assert api["amocrm"]["api_requests"] > 0 and api["bitrix24"]["api_requests"] > 0
+        assert api["amocrm"]["api_floor_seconds_at_documented_limits"] == round(api["amocrm"]["api_requests"] / 7, 1)
+        assert api["bitrix24"]["api_floor_seconds_at_documented_limits"] == round(
+            max(0, api["bitrix24"]["api_requests"] - 50) / 2, 1)
+        assert api["yandex_forms"]["api_floor_seconds_at_documented_limits"] is None  # no documented rate
+        extracts = [st for st in data["nightly"][label]["stages"] if st["name"].startswith("extract_load:")]
+        assert all(st["rss_method"] == "launcher" for st in extracts)
+        assert data["nightly"][label]["extract_load_peak_rss_mb"] == max(st["peak_rss_mb"] for st in extracts)
+    # the full run walks the history: more amoCRM requests than the one new day
+    assert data["api"]["full"]["amocrm"]["api_requests"] > data["api"]["incremental"]["amocrm"]["api_requests"]
+    assert data["extract_load_peak_rss_mb"] == round(max(data["nightly"][label]["extract_load_peak_rss_mb"]
+                                                         for label in ("full", "incremental")), 1)
+    assert _is_number(data["emulators_rss_mb"])
+
     for key in (*MEASURED, *LARGE_ONLY):
         if key != "cosmos_vs_single_build_ratio":
             assert data["goals"][key]["pass"] in (True, False, None), key
     assert data["goals"]["dag_parse_seconds"]["pass"] in (True, False)  # judged at every scale
-    assert "## Scale `tiny`" in (tmp_path / "BENCHMARKS.md").read_text(encoding="utf-8")
+    markdown = (tmp_path / "BENCHMARKS.md").read_text(encoding="utf-8")
+    assert "## Scale `tiny`" in markdown and "**API quotas: lifted.**" in markdown
+    amo = data["api"]["full"]["amocrm"]
+    assert f"| amocrm | 7 requests/s per account | {amo['api_requests']:,} |" in markdown

@@ -17,13 +17,34 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class RequestCounter:
+    """Outermost ASGI middleware: counts the API requests an emulator received (the control
+    endpoints under ``/_emulator/`` excluded), whatever they were answered with. The count is
+    updated on the event loop only, so reading it from another thread needs no lock."""
+
+    def __init__(self, app):
+        self.app = app
+        self.count = 0
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and not scope["path"].startswith("/_emulator/"):
+            self.count += 1
+        return await self.app(scope, receive, send)
+
+
 class BackgroundServer:
     def __init__(self, app, port: int | None = None):
         self.port = port or free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+        self.counter = RequestCounter(app)
+        config = uvicorn.Config(self.counter, host="127.0.0.1", port=self.port, log_level="warning",
                                 access_log=False, lifespan="off")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def requests(self) -> int:
+        """API requests received so far."""
+        return self.counter.count
 
     @property
     def url(self) -> str:

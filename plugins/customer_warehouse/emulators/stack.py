@@ -23,6 +23,24 @@ DEMO_B24_SECRET = "demo-secret"
 # exercises splitting in tests, the demo should not wait on it.
 DEMO_OPTIONS: dict[str, dict] = {"metrica": {"max_days_per_request": 366, "processing_seconds": 0.1}}
 
+# ``python -m bench --api-quotas lifted``: the emulators without their quotas and processing
+# delays (create_app options) and the clients without their self-throttles (connection extras), so
+# a benchmark measures our pipeline, not the vendors' pacing. Emulators and benchmarks only: a real
+# amoCRM account that goes over 7 requests/s is blocked, a Bitrix24 portal answers 503.
+LIFTED_OPTIONS: dict[str, dict] = {
+    "metrica": {"processing_seconds": 0.0},
+    "amocrm": {"rate_limit": None, "request_log_limit": 10_000},
+    "bitrix24": {"bucket_size": float("inf")},
+    "yandex_forms": {"export_polls": 0},
+}
+LIFTED_EXTRAS: dict[str, dict] = {  # connection id → extra values that switch client pacing off
+    "yandex_metrica_default": {"poll_interval": 0.05},
+    "amocrm_default": {"requests_per_second": 0},
+    "bitrix24_default": {"requests_per_second": 0, "burst": 0},
+    "typeform_default": {"min_interval_seconds": 0},
+    "yandex_forms_default": {"min_interval_seconds": 0, "poll_interval_seconds": 0.05},
+}
+
 EMULATORS = {  # source name → emulator module
     "metrica": "customer_warehouse.emulators.metrica",
     "amocrm": "customer_warehouse.emulators.amocrm",
@@ -46,8 +64,9 @@ class Stack:
         for srv in self.servers.values():
             srv.stop()
 
-    def connections(self) -> dict[str, str]:
-        """``AIRFLOW_CONN_*`` variables (JSON form) for every demo source."""
+    def connections(self, lifted: bool = False) -> dict[str, str]:
+        """``AIRFLOW_CONN_*`` variables (JSON form) for every demo source; ``lifted`` adds the
+        extras that turn the clients' self-throttles off (see ``LIFTED_EXTRAS``)."""
         m, urls, data = self.manifest, self.urls, self.data_dir
         start = m.get("history_start")
         mappings = str(data / "survey_mappings")
@@ -81,6 +100,10 @@ class Stack:
                 "extra": {"surveys": m.get("yandex_forms", []), "org_id": "demo-org",
                           "mapping_dir": mappings, "start_date": start},
             }
+        if lifted:
+            for conn_id, extra in LIFTED_EXTRAS.items():
+                if conn_id in conns:
+                    conns[conn_id]["extra"].update(extra)
         return {f"AIRFLOW_CONN_{k.upper()}": json.dumps(v, ensure_ascii=False) for k, v in conns.items()}
 
 
