@@ -297,8 +297,11 @@ def _known_userfields(conn, portal: str) -> set[str]:
 def would_delete(conn, table: RawTable, portal: str, listed: Iterable[int]) -> tuple[int, int]:
     """(rows that would be flagged deleted, live rows) — for the mass-deletion guard."""
     target = sql.Identifier(SCHEMA, table.name)
-    row = conn.execute(sql.SQL("select count(*) filter (where id <> all(%s)), count(*) from {} "
-                               "where portal = %s and not is_deleted").format(target),
+    # an anti-join on the unnested list, not ``id <> all(%s)``: that compares every row with every
+    # listed ID (40,000 × 40,000 took 1.8 s; quadratic beyond)
+    row = conn.execute(sql.SQL("select count(*) filter (where l.id is null), count(*) from {} as t "
+                               "left join unnest(%s::bigint[]) as l(id) on l.id = t.id "
+                               "where t.portal = %s and not t.is_deleted").format(target),
                        (sorted(set(listed)), portal)).fetchone()
     return row[0], row[1]
 
@@ -307,10 +310,12 @@ def mark_deleted(conn, table: RawTable, portal: str, listed: Iterable[int]) -> t
     """Flag rows whose id the portal no longer lists; unflag those listed again. (flagged, restored)"""
     ids = sorted(set(listed))
     target = sql.Identifier(SCHEMA, table.name)
-    flagged = conn.execute(sql.SQL("update {} set is_deleted = true where portal = %s and not is_deleted "
-                                   "and id <> all(%s)").format(target), (portal, ids)).rowcount
-    restored = conn.execute(sql.SQL("update {} set is_deleted = false where portal = %s and is_deleted "
-                                    "and id = any(%s)").format(target), (portal, ids)).rowcount
+    flagged = conn.execute(sql.SQL("update {} as t set is_deleted = true where t.portal = %s and not t.is_deleted "
+                                   "and not exists (select from unnest(%s::bigint[]) as l(id) where l.id = t.id)")
+                           .format(target), (portal, ids)).rowcount
+    restored = conn.execute(sql.SQL("update {} as t set is_deleted = false from unnest(%s::bigint[]) as l(id) "
+                                    "where t.portal = %s and t.is_deleted and t.id = l.id").format(target),
+                            (ids, portal)).rowcount
     return flagged, restored
 
 
