@@ -13,7 +13,7 @@
   - **incremental**: ``>=DATE_MODIFY`` (activities: ``LAST_UPDATED``) from
     ``min(high-water mark, window.start) − lookback_days`` to ``window.end``, by ``start``/``next``
     paging with the pages after the first fetched in batches (``extra.paging = "cursor"`` switches
-    to the ID cursor). Upserts keep the newest ``DATE_MODIFY``, so the same window twice gives
+    to the chained ID cursor). Upserts keep the newest ``DATE_MODIFY``, so the same window twice gives
     identical tables.
 * Deleted records are not listed by Bitrix24: after each load of deals, contacts and companies
   the full ID set (``select: [ID]``, the same chained walk) is compared with the table; IDs gone from the
@@ -394,7 +394,7 @@ class Run:
 
         def body(landing: Landing) -> None:
             if self.settings.paging == "cursor":
-                pages = self.client.cursor_pages(ent.method, params)
+                pages = self.client.id_walk(ent.method, params)
             else:
                 pages = self.client.offset_pages(ent.method, {**params, "order": {"ID": "ASC"}})
             for page in pages:
