@@ -7,13 +7,14 @@
 * adds new columns (schema drift) instead of failing, and reports them.
 """
 
-from .batch import BatchResult, LoadInvariantError, RawBatch
+from .batch import BatchResult, FastPathRefused, LoadInvariantError, RawBatch
 from .state import clear_state, get_state, set_state
 from .tables import Column, RawTable, ensure_meta_schema
 
 __all__ = [
     "BatchResult",
     "Column",
+    "FastPathRefused",
     "LoadInvariantError",
     "RawBatch",
     "RawTable",

@@ -11,18 +11,19 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from psycopg import sql
+from psycopg import errors, sql
 from psycopg.types.json import Jsonb
 
-from .tables import META_COLUMNS, RawTable, ensure_meta_schema
+from .tables import META_COLUMNS, RawTable, ensure_meta_schema, setting_name
 
 log = logging.getLogger(__name__)
 
 QUARANTINE_FLUSH = 5_000
+COPY_WRITE = 1 << 20  # bytes per copy.write: large enough that per-call overhead vanishes
 _META_NAMES = [n for n, _ in META_COLUMNS]
 
 
@@ -80,6 +81,7 @@ class RawBatch:
         self.rows_quarantined = 0
         self.drift: list[str] = []
         self._quarantine_buf: list[tuple] = []
+        self._setting_defaults: set[tuple[str, str]] = set()
         self._tx = None
         self._t0 = 0.0
         self._started = None
@@ -246,6 +248,56 @@ class RawBatch:
         self.rows_loaded += n
         return n
 
+    def copy_chunks(self, table: RawTable, columns: Sequence[str], chunks: Iterable[bytes], *, rows: int,
+                    source_part: str | None = None, constants: Mapping[str, Any] | None = None,
+                    where: sql.Composable | None = None) -> bool:
+        """COPY bytes already in PostgreSQL text format, all or nothing: the optimistic fast path.
+
+        ``chunks`` hold whole lines of ``columns`` (no per-line work here: they go to the server as
+        they are, in writes of at most ``COPY_WRITE`` bytes). The batch metadata and ``constants``
+        (column → value, the same for every line) are not appended to the lines: they are set once
+        as ``cw.<column>`` settings that the table's column defaults read, folded by PostgreSQL to
+        one constant per COPY (``RawTable.ensure_setting_defaults``). ``where`` may filter rows on
+        the server; a filtered row makes the count differ. ``chunks`` may be a generator that
+        raises :class:`FastPathRefused` to give up midway.
+
+        Runs under a savepoint. Returns True when PostgreSQL took exactly ``rows`` rows; False,
+        with nothing of it left in the table, when it refused the data (a wrong field count, an
+        escape or encoding it cannot read, a NUL...) or took a different number of rows — the
+        caller then walks the same lines one by one to quarantine the bad ones. Count the rows as
+        read (``read``) only once they are loaded, or on the slow path.
+        """
+        constants = dict(constants or {})
+        meta = dict(zip(_META_NAMES, self._meta_values(source_part), strict=True))
+        defaulted = [*constants, *(n for n in _META_NAMES if n not in columns)]
+        values = {**meta, **constants}
+        key = (table.schema, table.name)
+        if key not in self._setting_defaults:
+            table.ensure_setting_defaults(self.conn, defaulted)
+            self._setting_defaults.add(key)
+        settings = sql.SQL(", ").join(
+            sql.SQL("set_config({}, {}, true)").format(sql.Literal(setting_name(n)), sql.Literal(_setting_text(values[n])))
+            for n in defaulted)
+        self.conn.execute(sql.SQL("select {}").format(settings))
+        statement = sql.SQL("copy {} ({}) from stdin").format(table.ident, sql.SQL(", ").join(map(sql.Identifier, columns)))
+        if where is not None:
+            statement = sql.SQL("{} where {}").format(statement, where)
+        try:
+            with self.conn.transaction(), self.conn.cursor() as cur:
+                with cur.copy(statement) as cp:
+                    for chunk in chunks:
+                        view = memoryview(chunk)
+                        for at in range(0, len(view), COPY_WRITE):
+                            cp.write(view[at:at + COPY_WRITE])
+                if cur.rowcount != rows:
+                    raise FastPathRefused(f"PostgreSQL took {cur.rowcount} of {rows} rows")
+        except (FastPathRefused, errors.DataError, errors.IntegrityError, errors.ProgramLimitExceeded) as exc:
+            log.info("%s.%s: fast COPY of %s refused (%s); loading it line by line",
+                     self.source, self.entity, source_part or table.name, str(exc).splitlines()[0][:300])
+            return False
+        self.rows_loaded += rows
+        return True
+
     def upsert_rows(self, table: RawTable, columns: Sequence[str], rows: Iterable[Sequence[Any]],
                     *, source_part: str | None = None) -> int:
         """Upsert by the table's key, keeping the newest ``version_column`` (also within the batch)."""
@@ -276,6 +328,20 @@ class RawBatch:
         )
         self.rows_loaded += n
         return n
+
+
+class FastPathRefused(Exception):
+    """Raised by the chunks given to :meth:`RawBatch.copy_chunks` (or by it) when the data cannot
+    go to COPY as it is; the COPY is abandoned and the caller takes the line-by-line path."""
+
+
+def _setting_text(value: Any) -> str:
+    """A value as the text of a setting (its column default casts it back)."""
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return str(value)
 
 
 def _adapt(value: Any) -> Any:

@@ -7,6 +7,7 @@ can be traced to the batch, interval and file or page it came from.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from psycopg import sql
@@ -74,11 +75,29 @@ create table if not exists raw_meta.schema_drift (
 """
 
 
+# The value of a batch setting (``set_config('cw.<column>', …, true)``), typed like ``sample``.
+# Declared IMMUTABLE on purpose: PostgreSQL plans a COPY's column defaults once per statement
+# (``expression_planner`` folds immutable calls with constant arguments), so a default that calls
+# it costs nothing per row: it is one constant for the whole COPY, which is what a batch's
+# metadata is. It is only used in the column defaults RawBatch.copy_chunks sets; writers that omit
+# those columns outside such a COPY get NULL (and the NOT NULL columns refuse the row).
+BATCH_SETTING_DDL = """
+create or replace function raw_meta.batch_setting(name text, sample anyelement) returns anyelement
+language plpgsql immutable parallel safe as $fn$
+begin
+    return nullif(current_setting(name, true), '');
+end
+$fn$;
+"""
+
+
 def ensure_meta_schema(conn) -> None:
     """Create ``raw_meta`` if missing. Idempotent; safe inside a transaction."""
     # serialise concurrent first runs (parallel mapped tasks) on one advisory lock
     conn.execute("select pg_advisory_xact_lock(hashtext('customer_warehouse.raw_meta'))")
     conn.execute(META_DDL)
+    if conn.execute("select to_regprocedure('raw_meta.batch_setting(text, anyelement)')").fetchone()[0] is None:
+        conn.execute(BATCH_SETTING_DDL)
 
 
 @dataclass(frozen=True)
@@ -146,10 +165,49 @@ class RawTable:
         return added
 
 
+    def ensure_setting_defaults(self, conn, columns: list[str]) -> None:
+        """Make ``columns`` default to their batch setting ``cw.<column>`` (see ``batch_setting``),
+        keeping a non-null default the column had (``_loaded_at``: ``now()``) as the fallback.
+
+        Done once per table (the catalog is checked each batch: a dropped ``raw_meta`` takes the
+        defaults with it). ALTER ... SET DEFAULT only touches the catalog, never the rows.
+        """
+        rows = conn.execute(
+            "select a.attname, format_type(a.atttypid, a.atttypmod), pg_get_expr(d.adbin, d.adrelid) "
+            "from pg_attribute a left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum "
+            "where a.attrelid = %s::regclass and a.attname = any(%s) and not a.attisdropped",
+            (f'"{self.schema}"."{self.name}"', columns),
+        ).fetchall()
+        found = {name: (typ, default) for name, typ, default in rows}
+        missing = set(columns) - set(found)
+        if missing:
+            raise ValueError(f"{self.schema}.{self.name} has no column(s) {sorted(missing)}")
+        for name in columns:
+            typ, default = found[name]
+            if default and "raw_meta.batch_setting(" in default:
+                continue
+            setting = sql.SQL("raw_meta.batch_setting({}, null::{})").format(
+                sql.Literal(setting_name(name)), sql.SQL(typ))
+            if default:
+                setting = sql.SQL("coalesce({}, {})").format(setting, sql.SQL(default))
+            conn.execute(sql.SQL("alter table {} alter column {} set default {}").format(
+                self.ident, sql.Identifier(name), setting))
+
+
+def setting_name(column: str) -> str:
+    """``cw.<column>``: the batch setting a column's default reads."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", column):
+        raise ValueError(f"no batch setting for column {column!r}")
+    return f"cw.{column}"
+
+
 def existing_columns(conn, schema: str, table: str) -> list[str]:
+    # pg_attribute rather than information_schema.columns: the same answer without the view's
+    # privilege joins, which cost several milliseconds on every batch
     rows = conn.execute(
-        "select column_name from information_schema.columns where table_schema = %s and table_name = %s "
-        "order by ordinal_position",
+        "select a.attname from pg_attribute a join pg_class c on c.oid = a.attrelid "
+        "join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = %s and c.relname = %s and a.attnum > 0 and not a.attisdropped order by a.attnum",
         (schema, table),
     ).fetchall()
     return [r[0] for r in rows]

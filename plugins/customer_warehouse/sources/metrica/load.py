@@ -22,7 +22,7 @@ import json
 import logging
 import re
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from psycopg import sql
 from psycopg.pq import TransactionStatus
 
-from ...loading import BatchResult, Column, RawBatch, RawTable, get_state, set_state
+from ...loading import BatchResult, Column, FastPathRefused, RawBatch, RawTable, get_state, set_state
+from ...loading.batch import COPY_WRITE
 from ...loading.tables import ensure_meta_schema
 from .. import Window
 from .http import MetricaAPIError, MetricaError
@@ -46,6 +47,7 @@ SOURCE = "metrica"
 SCHEMA = "raw_metrica"
 MAX_REQUEST_DAYS = 365  # "one request covers at most 1 year"
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE_BYTES = re.compile(rb"\d{4}-\d{2}-\d{2}\Z")
 
 
 @dataclass(frozen=True)
@@ -244,34 +246,137 @@ class _Rejects:
                 reason, raw, row_number = json.loads(line)
                 batch.quarantine(reason, raw, row_number=row_number, source_part=source_part)
         self.path.unlink()
+        self.file = None
 
 
-def _part_lines(batch: RawBatch, part: Part, src: LogSource, counter: int, tz: str, first: str, last: str,
-                rejects: _Rejects) -> Iterator[str]:
-    """COPY text lines of a part's data rows; bad rows go to ``rejects`` (counted as read)."""
-    width = len(part.header)
-    date_at = part.header.index(src.date_field)
-    lead = f"{counter}\t"
-    tz_text = to_copy_text(escape(tz))
-    with open(part.path, "rb") as f:
-        records = join_escaped_newlines(split_lines(iter(lambda: f.read(1 << 16), b"")))
-        next(records, None)  # the part's own header line
-        for no, raw in records:
-            batch.read()
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                rejects.add("not valid UTF-8", raw.decode("utf-8", "backslashreplace"), no)
+def _record_lines(batch: RawBatch, records: Iterable[tuple[int, bytes]], width: int, date_at: int, src: LogSource,
+                  lead: str, tz_text: str, first: str, last: str, rejects: _Rejects) -> Iterator[str]:
+    """COPY text lines of data records, one by one; bad ones go to ``rejects`` (counted as read)."""
+    for no, raw in records:
+        batch.read()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            rejects.add("not valid UTF-8", raw.decode("utf-8", "backslashreplace"), no)
+            continue
+        values = text.split("\t")
+        if len(values) != width:
+            rejects.add(f"{len(values)} columns where the header has {width}", text, no)
+            continue
+        day = values[date_at]
+        if not _DATE.match(day) or not first <= day <= last:
+            rejects.add(f"{src.date_field} {day!r} is not a date in {first}..{last}", text, no)
+            continue
+        yield f"{lead}{day}\t{tz_text}\t{to_copy_text(text)}"
+
+
+# -- the fast path -----------------------------------------------------------------------------
+SEGMENT = 16 << 20  # bytes of a part sent by one COPY (one savepoint); a refused one is re-walked
+# After a backslash, what means the same to ClickHouse TSV and to COPY text (to_copy_text keeps
+# it as it is): anything else — \0, \1…\9, \x.., \a, other letters, \. (end-of-data to COPY), a
+# backslash-newline continuation, a byte ≥ 0x80 — sends the segment down the line-by-line path.
+_NEEDS_REWRITE = re.compile(rb"\\[^\\tnrbfvN!\"#$%&'()*+,\-/:;<=>?@\[\]^_`{|}~ ]")
+
+
+def _segments(path: Path, size: int | None = None) -> Iterator[tuple[int, bytes]]:
+    """``(physical line number of the first line, whole data lines)`` of a part, about ``size``
+    bytes each, its header line left out. Cut only after a line that does not continue (one ending
+    in an odd number of backslashes does), so every record lies in one segment; the last segment
+    gets the final line feed a file may lack."""
+    size = size or SEGMENT
+    line_no = 2
+    carry, header = b"", True
+    with open(path, "rb") as f:
+        while True:
+            more = f.read(size)
+            data = carry + more if carry else more
+            if header:
+                end = data.find(b"\n")
+                if end < 0:
+                    if not more:
+                        return
+                    carry = data
+                    continue
+                data, header = data[end + 1:], False
+            if not more:
+                break
+            cut = _record_end(data)
+            if cut <= 0:  # one record longer than a segment: keep reading
+                carry = data
                 continue
-            values = text.split("\t")
-            if len(values) != width:
-                rejects.add(f"{len(values)} columns where the header has {width}", text, no)
-                continue
-            day = values[date_at]
-            if not _DATE.match(day) or not first <= day <= last:
-                rejects.add(f"{src.date_field} {day!r} is not a date in {first}..{last}", text, no)
-                continue
-            yield f"{lead}{day}\t{tz_text}\t{to_copy_text(text)}"
+            yield line_no, data[:cut]
+            line_no += data.count(b"\n", 0, cut)
+            carry = data[cut:]
+    if data:
+        yield line_no, data if data.endswith(b"\n") else data + b"\n"
+
+
+def _record_end(data: bytes) -> int:
+    """The offset just after the last line feed of ``data`` that ends a record (0 if none)."""
+    at = data.rfind(b"\n")
+    while at >= 0:
+        before = at
+        while before > 0 and data[before - 1] == 0x5C:  # backslash
+            before -= 1
+        if (at - before) % 2 == 0:
+            return at + 1
+        at = data.rfind(b"\n", 0, at)
+    return 0
+
+
+def _day_of(segment: bytes, start: int, date_at: int) -> bytes | None:
+    end = segment.find(b"\n", start)
+    fields = segment[start:end].split(b"\t", date_at + 1)
+    return fields[date_at] if len(fields) > date_at else None
+
+
+def _fast_ok(segment: bytes) -> bool:
+    """No byte the fast path would have to rewrite: no CR, no NUL, no escape whose meaning differs."""
+    return b"\r" not in segment and b"\0" not in segment and not (b"\\" in segment and _NEEDS_REWRITE.search(segment))
+
+
+def _with_days(segment: bytes, date_at: int, first: str, last: str) -> Iterator[bytes]:
+    """The segment's lines, each with its date field appended again (for the typed date column),
+    in pieces of about ``COPY_WRITE`` bytes, produced while COPY sends the previous ones.
+
+    Lines of one date are contiguous in a Logs API part (it is ordered by date), so the segment is
+    cut into runs of one date by bisection and each run gets its date with one ``replace``; if the
+    order does not hold, the COPY's ``where`` (date field = appended date) drops rows, the count
+    differs, and the segment goes line by line. A date outside ``first``…``last`` or not
+    ``YYYY-MM-DD`` raises :class:`FastPathRefused`: those lines are quarantined line by line.
+    """
+    pieces: list[bytes] = []
+    held = 0
+    start, size = 0, len(segment)
+    while start < size:
+        day = _day_of(segment, start, date_at)
+        if day is None or not _DATE_BYTES.match(day) or not first <= day.decode() <= last:
+            raise FastPathRefused(f"a line with date field {day!r}, not a date in {first}..{last}")
+        last_start = segment.rfind(b"\n", start, size - 1) + 1
+        if last_start <= start or _day_of(segment, last_start, date_at) == day:
+            end = size
+        else:  # bisect between a line of ``day`` (lo) and the first line known to differ (hi)
+            lo, hi = start, last_start
+            while True:
+                mid = segment.rfind(b"\n", lo, (lo + hi) // 2) + 1
+                if mid <= lo:
+                    mid = segment.find(b"\n", (lo + hi) // 2) + 1
+                if mid >= hi:
+                    break
+                if _day_of(segment, mid, date_at) == day:
+                    lo = mid
+                else:
+                    hi = mid
+            end = hi
+        pieces.append(segment[start:end].replace(b"\n", b"\t" + day + b"\n"))
+        held += end - start
+        start = end
+        if held >= COPY_WRITE:
+            yield b"".join(pieces)
+            pieces.clear()
+            held = 0
+    if pieces:
+        yield b"".join(pieces)
 
 
 def _zone(tz: str) -> ZoneInfo:
@@ -288,6 +393,33 @@ def _interval(first: dt.date, last: dt.date, tz: str) -> tuple[dt.datetime, dt.d
             dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), zone))
 
 
+def _load_part(batch: RawBatch, table: RawTable, part: Part, src: LogSource, counter: int, tz: str, first: str,
+               last: str, spool: Path) -> None:
+    """One downloaded part: each segment straight into COPY when PostgreSQL takes it as it is
+    (the counter, time zone and batch metadata come from column defaults, not from every line),
+    else line by line with the bad lines quarantined. Either way each line is counted once."""
+    name = f"request {part.request_id} part {part.number}"
+    header = [field_to_column(f) for f in part.header]
+    width, date_at = len(part.header), part.header.index(src.date_field)
+    fast_columns = [*header, src.date_column]
+    check = sql.SQL("{} = to_char({}, 'YYYY-MM-DD')").format(sql.Identifier(header[date_at]),
+                                                            sql.Identifier(src.date_column))
+    slow_columns = ["counter_id", src.date_column, "counter_timezone", *header]
+    rejects = _Rejects(spool, part.path.stem)
+    for line_no, segment in _segments(part.path):
+        rows = segment.count(b"\n")
+        if _fast_ok(segment) and batch.copy_chunks(
+                table, fast_columns, _with_days(segment, date_at, first, last), rows=rows, source_part=name, where=check,
+                constants={"counter_id": counter, "counter_timezone": tz}):
+            batch.read(rows)
+            continue
+        records = ((line_no + no - 1, raw) for no, raw in join_escaped_newlines(split_lines([segment])))
+        batch.copy_text(table, slow_columns, _record_lines(batch, records, width, date_at, src, f"{counter}\t",
+                                                           to_copy_text(escape(tz)), first, last, rejects),
+                        source_part=name)
+        rejects.flush_into(batch, name)
+
+
 def load_parts(conn, src: LogSource, counter: int, fields: Sequence[str], tz: str, first: dt.date, last: dt.date,
                parts: list[Part], mode: str, spool: Path, detail: dict[str, Any]) -> BatchResult:
     """Replace the counter's ``first``…``last`` with the downloaded parts, in one transaction."""
@@ -299,12 +431,7 @@ def load_parts(conn, src: LogSource, counter: int, fields: Sequence[str], tz: st
         batch.delete_where(table, sql.SQL("counter_id = %s and {} between %s and %s").format(
             sql.Identifier(src.date_column)), (counter, first, last))
         for part in parts:
-            name = f"request {part.request_id} part {part.number}"
-            columns = ["counter_id", src.date_column, "counter_timezone", *map(field_to_column, part.header)]
-            rejects = _Rejects(spool, part.path.stem)
-            batch.copy_text(table, columns, _part_lines(batch, part, src, counter, tz, first.isoformat(),
-                                                        last.isoformat(), rejects), source_part=name)
-            rejects.flush_into(batch, name)
+            _load_part(batch, table, part, src, counter, tz, first.isoformat(), last.isoformat(), spool)
         conn.execute("delete from raw_meta.extract_state where source = %s and unit = %s and key like %s",
                      (SOURCE, str(counter), f"{src.name}:%"))
     assert batch.result is not None
