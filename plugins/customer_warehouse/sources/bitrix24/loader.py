@@ -294,6 +294,11 @@ def _known_userfields(conn, portal: str) -> set[str]:
     return {r[0] for r in rows if r[0]}
 
 
+def _storable(listed: Iterable[int]) -> list[int]:
+    """The listed IDs a bigint column can hold (others were quarantined, never stored), sorted."""
+    return sorted({i for i in listed if BIGINT_MIN <= i <= BIGINT_MAX})
+
+
 def would_delete(conn, table: RawTable, portal: str, listed: Iterable[int]) -> tuple[int, int]:
     """(rows that would be flagged deleted, live rows) — for the mass-deletion guard."""
     target = sql.Identifier(SCHEMA, table.name)
@@ -302,13 +307,13 @@ def would_delete(conn, table: RawTable, portal: str, listed: Iterable[int]) -> t
     row = conn.execute(sql.SQL("select count(*) filter (where l.id is null), count(*) from {} as t "
                                "left join unnest(%s::bigint[]) as l(id) on l.id = t.id "
                                "where t.portal = %s and not t.is_deleted").format(target),
-                       (sorted(set(listed)), portal)).fetchone()
+                       (_storable(listed), portal)).fetchone()
     return row[0], row[1]
 
 
 def mark_deleted(conn, table: RawTable, portal: str, listed: Iterable[int]) -> tuple[int, int]:
     """Flag rows whose id the portal no longer lists; unflag those listed again. (flagged, restored)"""
-    ids = sorted(set(listed))
+    ids = _storable(listed)
     target = sql.Identifier(SCHEMA, table.name)
     flagged = conn.execute(sql.SQL("update {} as t set is_deleted = true where t.portal = %s and not t.is_deleted "
                                    "and not exists (select from unnest(%s::bigint[]) as l(id) where l.id = t.id)")
