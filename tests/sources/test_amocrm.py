@@ -402,10 +402,18 @@ def test_list_pages_match_the_plain_contract_for_random_filters(tmp_path):
             rec[f] = (str(base + rnd.randrange(0, 40) * 3600) if roll < 0.15
                       else base + rnd.randrange(0, 40) * 3600)  # many ties
         records.append(rec)
-    records[7:7] = ["{not json", "[1, 2]"]
+    records[7:7] = ["{not json", "[1, 2]", "\ufeff" + json.dumps({"id": 9001, "updated_at": base + 7200}),
+                    json.dumps({"id": 9002, "name": "Сделка №2 — «кофе»", "updated_at": base + 3600})]
     write(tmp_path, "leads", records)
-    # what a malformed line is served as: a string as stored; valid JSON that is no object: itself
-    parsed = [r if isinstance(r, dict) else {"_served": r if r.startswith("{") else json.loads(r)} for r in records]
+
+    def served(r):  # what a line is served as: a record; valid JSON that is no object: itself; else a string
+        try:
+            value = json.loads(r.encode("utf-8"))
+        except ValueError:
+            return {"_served": r}
+        return value if isinstance(value, dict) else {"_served": value}
+
+    parsed = [r if isinstance(r, dict) else served(r) for r in records]
     horizon = dt.datetime.combine(dt.date(2026, 9, 2), dt.time(), ZoneInfo("Europe/Moscow")).timestamp()
     app = app_for(tmp_path, today=dt.date(2026, 9, 1))
     checked = 0
@@ -442,12 +450,16 @@ def test_malformed_line_is_served_as_a_string_and_records_as_stored(tmp_path):
     import httpx
 
     write(tmp_path, "leads", [lead(1, ts(8, 1)), "{broken", lead(2, ts(8, 2))])
+    with (tmp_path / "amocrm" / "leads.jsonl").open("ab") as fh:  # not UTF-8: json refuses it, so must we
+        fh.write(b'{"id": 3, "name": "\xff", "updated_at": %d}\n' % ts(8, 3))
     with running(app_for(tmp_path, today=dt.date(2026, 9, 1))) as url:
         resp = httpx.get(f"{url}/api/v4/leads", headers={"Authorization": "Bearer demo-token"},
                          params={"limit": 250, "order[updated_at]": "asc"})
     assert resp.status_code == 200 and resp.headers["content-type"].startswith("application/json")
     items = resp.json()["_embedded"]["leads"]
-    assert items == ["{broken", lead(1, ts(8, 1)), lead(2, ts(8, 2))]
+    # unreadable lines have no time: they sort first, in file order
+    assert items == ["{broken", f'{{"id": 3, "name": "\ufffd", "updated_at": {ts(8, 3)}}}',
+                     lead(1, ts(8, 1)), lead(2, ts(8, 2))]
 
 
 def test_rate_limit_none_lifts_the_emulated_quota(data):

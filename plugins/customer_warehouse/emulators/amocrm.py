@@ -76,6 +76,34 @@ def _as_number(value: Any) -> float | None:
     return None
 
 
+try:  # msgspec (an Airflow dependency) reads only the three indexed fields, ~10x faster than json
+    import msgspec
+
+    class _Fields(msgspec.Struct):
+        id: Any = None
+        updated_at: Any = None
+        created_at: Any = None
+
+    _decode_fields = msgspec.json.Decoder(_Fields).decode
+except ImportError:  # pragma: no cover - json alone gives the same answers, slower
+    _decode_fields = None
+
+
+def _fast_fields(line: bytes) -> dict[str, Any] | None:
+    """``{id, updated_at, created_at}`` of a line that is a JSON object in plain UTF-8 (no BOM),
+    or None when the line needs the exact path (``json.loads``: malformed, not an object, NaN
+    literals, a BOM, invalid UTF-8 — which msgspec would accept inside strings and json refuses)."""
+    if _decode_fields is None:
+        return None
+    try:
+        got = _decode_fields(line)
+        if not line.isascii():
+            line.decode("utf-8")
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+        return None
+    return {"id": got.id, "updated_at": got.updated_at, "created_at": got.created_at}
+
+
 _MISSING = float("nan")  # a record without a readable time, in the index's number columns
 _INT64 = (-(2**63), 2**63)
 
@@ -98,6 +126,7 @@ class _Columns:
         self.times = {f: array("d") for f in fields}
         self.odd_times: dict[str, dict[int, float]] = {f: {} for f in fields}
         self._orders: dict[tuple, tuple[array, array, int]] = {}
+        self.slow: set[int] = set()  # positions whose line needs the exact path (json.loads) to be served
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -203,33 +232,40 @@ class JsonlIndex:
             offset = 0
             for line in fh:
                 if line.strip():
-                    try:
-                        obj = json.loads(line)
-                    except ValueError:
-                        obj = None
-                    out.add(offset, obj if isinstance(obj, dict) else {})
+                    rec = _fast_fields(line)
+                    if rec is None:  # not plain UTF-8 JSON with an object: the exact, slow path
+                        out.slow.add(len(out))
+                        try:
+                            obj = json.loads(line)
+                        except ValueError:
+                            obj = None
+                        rec = obj if isinstance(obj, dict) else {}
+                    out.add(offset, rec)
                 offset += len(line)
         return out
 
-    def read(self, offsets: list[int]) -> list[bytes]:
-        """The records at ``offsets`` as JSON texts: a valid line as stored, a broken line as a
+    def read(self, cols: _Columns, positions: list[int]) -> list[bytes]:
+        """The records at ``positions`` as JSON texts: a valid line as stored, a broken line as a
         JSON string (kept visible to the client, which must quarantine it)."""
         items = []
         with self.path.open("rb") as fh:
-            for offset in offsets:
-                fh.seek(offset)
+            for i in positions:
+                fh.seek(cols.offsets[i])
                 line = fh.readline()
+                if i not in cols.slow:  # validated when indexed: valid UTF-8 JSON, an object
+                    items.append(line.strip())
+                    continue
                 try:
-                    text = line.decode("utf-8")
-                    json.loads(text)
-                    items.append(text.strip().removeprefix("\ufeff").encode("utf-8"))
-                except UnicodeDecodeError:
-                    try:
-                        items.append(json.dumps(json.loads(line), ensure_ascii=False).encode("utf-8"))
-                    except ValueError:
-                        items.append(_as_string(line))
+                    obj = json.loads(line)
                 except ValueError:
                     items.append(_as_string(line))
+                    continue
+                try:
+                    text = line.decode("utf-8").strip()
+                    items.append(text.encode("utf-8") if not text.startswith("\ufeff")
+                                 else json.dumps(obj, ensure_ascii=False).encode("utf-8"))
+                except UnicodeDecodeError:  # valid JSON in UTF-16/32: re-encoded
+                    items.append(json.dumps(obj, ensure_ascii=False).encode("utf-8"))
         return items
 
 
@@ -417,7 +453,7 @@ def create_app(data_dir: str | Path, *, today: dt.date | None = None, token: str
         if len(window) == limit:
             links["next"] = {"href": str(request.url.include_query_params(page=page + 1))}
         head = json.dumps({"_page": page, "_links": links}, ensure_ascii=False)[:-1].encode("utf-8")
-        items = idx.read([cols.offsets[i] for i in window])
+        items = idx.read(cols, window)
         body = b"".join((head, b',"_embedded":{', json.dumps(key).encode(), b":[", b",".join(items), b"]}}"))
         return Response(body, media_type="application/json")
 
