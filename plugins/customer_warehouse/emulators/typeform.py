@@ -14,7 +14,8 @@ Typeform returns it: ``token``, ``landed_at``, ``submitted_at``, ``hidden``, ``a
 
 ``today`` (default: ``manifest.json``'s) hides responses submitted after that day, so the demo
 is deterministic. Items are kept as loaded: a malformed line of the data file is served as it is
-(after JSON parsing) so that clients' quarantine can be exercised.
+(after JSON parsing) so that clients' quarantine can be exercised. Memory: each response is kept
+as its JSON text and parsed when a page is served.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,25 +62,46 @@ def _today_from_manifest(data_dir: Path) -> dt.date | None:
     return None
 
 
+@dataclass(slots=True)
+class _Item:
+    """One response as stored (its JSON text, parsed again only when served — a parsed response
+    takes ~6x its text in memory) with what listing it needs."""
+
+    raw: bytes
+    when: dt.datetime | None
+    token: Any
+
+    def value(self) -> Any:
+        return json.loads(self.raw)
+
+
 class _Forms:
     """Responses per form, loaded once and kept sorted newest first."""
 
     def __init__(self, root: Path, today: dt.date | None):
         self.root, self.today = root, today
-        self._cache: dict[str, list[dict]] = {}
+        self._cache: dict[str, list[_Item]] = {}
 
-    def responses(self, form_id: str) -> list[dict] | None:
+    def responses(self, form_id: str) -> list[_Item] | None:
         if form_id not in self._cache:
             path = self.root / form_id / "responses.jsonl"
             if not path.exists():
                 return None
-            items = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-            items = [i for i in items if not isinstance(i, dict) or i.get("submitted_at") is not None]
-            if self.today:
-                cutoff = dt.datetime.combine(self.today + dt.timedelta(days=1), dt.time(), dt.UTC)
-                items = [i for i in items if _before(i, cutoff)]
-            items.sort(key=_order_key, reverse=True)
-            self._cache[form_id] = items
+            cutoff = (dt.datetime.combine(self.today + dt.timedelta(days=1), dt.time(), dt.UTC)
+                      if self.today else None)
+            keyed = []
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if not line.strip():
+                    continue
+                item = json.loads(line)
+                if isinstance(item, dict) and item.get("submitted_at") is None:
+                    continue
+                if cutoff is not None and not _before(item, cutoff):
+                    continue
+                token = item.get("token") if isinstance(item, dict) else None
+                keyed.append((_order_key(item), _Item(line.encode("utf-8"), _item_time(item), token)))
+            keyed.sort(key=lambda pair: pair[0], reverse=True)
+            self._cache[form_id] = [entry for _, entry in keyed]
         return self._cache[form_id]
 
 
@@ -130,19 +153,19 @@ def create_app(data_dir: str | Path, *, today: dt.date | None = None, token: str
             high = _parse_time(until) if until else None
         except ValueError:
             return _error(400, "VALIDATION_ERROR", "since/until must be ISO 8601 date-times or Unix timestamps")
-        matched = [i for i in items if _in_range(i, low, high)]
+        matched = [i for i in items if _in_range(i.when, low, high)]
         if sort and sort.replace(" ", "").lower() in ("submitted_at,asc",):
             matched = matched[::-1]
         page = _page(matched, page_size, before, after)
         if page is None:
             return _error(400, "VALIDATION_ERROR", "unknown response token in before/after")
-        return {"total_items": len(matched), "page_count": math.ceil(len(matched) / page_size), "items": page}
+        return {"total_items": len(matched), "page_count": math.ceil(len(matched) / page_size),
+                "items": [i.value() for i in page]}
 
     return app
 
 
-def _in_range(item: Any, low: dt.datetime | None, high: dt.datetime | None) -> bool:
-    when = _item_time(item)
+def _in_range(when: dt.datetime | None, low: dt.datetime | None, high: dt.datetime | None) -> bool:
     if when is None:
         return True  # malformed: let the client see it
     return (low is None or when >= low) and (high is None or when <= high)
@@ -152,7 +175,7 @@ def _page(items: list, size: int, before: str | None, after: str | None) -> list
     """The page after the cursor; items are newest first, ``before`` walks to older ones."""
     if not (before or after):
         return items[:size]
-    tokens = [i.get("token") if isinstance(i, dict) else None for i in items]
+    tokens = [i.token for i in items]
     cursor = before or after
     if cursor not in tokens:
         return None
