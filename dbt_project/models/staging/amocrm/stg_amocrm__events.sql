@@ -1,3 +1,4 @@
+{{ config(materialized='view') }}
 -- Events (status changes, calls, chat messages, deletions); event ids are strings.
 with source as (
     {{ raw_source('raw_amocrm', 'events', [

@@ -1,3 +1,4 @@
+{{ config(materialized='view') }}
 -- Notes on leads, contacts and companies (calls, messages, manager's notes).
 with source as (
     {{ raw_source('raw_amocrm', 'notes', [

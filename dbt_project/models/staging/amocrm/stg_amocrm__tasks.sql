@@ -1,3 +1,4 @@
+{{ config(materialized='view') }}
 -- Tasks (planned calls, meetings, letters) with their results.
 with source as (
     {{ raw_source('raw_amocrm', 'tasks', [

@@ -1,3 +1,4 @@
+{{ config(materialized='view') }}
 -- Bitrix24 activities (calls, meetings, emails, tasks) attached to deals, contacts or companies.
 with source as (
     {{ raw_source('raw_bitrix24', 'activities', [

@@ -1,3 +1,4 @@
+{{ config(materialized='view') }}
 -- One row per Metrica page view (hit), typed. Optional: many counters export visits only.
 with source as (
     {{ raw_source('raw_metrica', 'hits', [

@@ -1,3 +1,4 @@
+{{ config(materialized='view') }}
 -- Reporting API rows: visits per (date, search phrase, landing page, UTM). Not per visitor:
 -- phrases join to jobs through the landing page and UTM term, never to a person.
 with source as (

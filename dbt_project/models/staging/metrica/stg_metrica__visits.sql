@@ -1,3 +1,4 @@
+{{ config(materialized='view') }}
 -- One row per Metrica visit, typed. dateTime is wall-clock time in the counter's zone
 -- (recorded by the loader in counter_timezone), made an explicit instant here.
 with source as (
