@@ -29,6 +29,7 @@ import datetime as dt
 import itertools
 import json
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,32 +68,55 @@ def _offset_of(cursor: str) -> int | None:
         return None
 
 
+@dataclass(slots=True)
+class _Answer:
+    """One answer as stored (its JSON text, parsed again only when served) and its ``created``."""
+
+    raw: bytes
+    when: dt.datetime | None
+
+    def value(self) -> Any:
+        return json.loads(self.raw)
+
+
+def _values(answers: list[_Answer]) -> list[Any]:
+    return [a.value() for a in answers]
+
+
 class _Surveys:
     def __init__(self, root: Path, today: dt.date | None):
         self.root, self.today = root, today
-        self._cache: dict[str, list] = {}
+        self._cache: dict[str, list[_Answer]] = {}
 
-    def answers(self, survey_id: str) -> list | None:
+    def answers(self, survey_id: str) -> list[_Answer] | None:
         if survey_id not in self._cache:
             path = self.root / survey_id / "answers.jsonl"
             if not path.exists():
                 return None
-            items = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-            if self.today:
-                cutoff = dt.datetime.combine(self.today + dt.timedelta(days=1), dt.time(), dt.UTC)
-                items = [i for i in items if (_created(i) is None) or _created(i) < cutoff]
-            items.sort(key=lambda i: ((_created(i) or dt.datetime.min.replace(tzinfo=dt.UTC)).isoformat(),
-                                      str(i.get("id")) if isinstance(i, dict) else ""))
-            self._cache[survey_id] = items
+            cutoff = (dt.datetime.combine(self.today + dt.timedelta(days=1), dt.time(), dt.UTC)
+                      if self.today else None)
+            keyed = []
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if not line.strip():
+                    continue
+                item = json.loads(line)
+                when = _created(item)
+                if cutoff is not None and when is not None and when >= cutoff:
+                    continue
+                key = ((when or dt.datetime.min.replace(tzinfo=dt.UTC)).isoformat(),
+                       str(item.get("id")) if isinstance(item, dict) else "")
+                keyed.append((key, _Answer(line.encode("utf-8"), when)))
+            keyed.sort(key=lambda pair: pair[0])
+            self._cache[survey_id] = [answer for _, answer in keyed]
         return self._cache[survey_id]
 
 
-def _filtered(items: list, date_from: str | None, date_to: str | None) -> list:
+def _filtered(items: list[_Answer], date_from: str | None, date_to: str | None) -> list[_Answer]:
     low = _parse_time(date_from) if date_from else None
     high = _parse_time(date_to) if date_to else None
     out = []
     for item in items:
-        when = _created(item)
+        when = item.when
         if when is None or ((low is None or when >= low) and (high is None or when <= high)):
             out.append(item)
     return out
@@ -148,7 +172,7 @@ def create_app(data_dir: str | Path, *, today: dt.date | None = None, token: str
             size, start = limit or 25, offset or 0
             if not 1 <= size <= MAX_PAGE_SIZE or start < 0:
                 return _error(400, f"limit must be 1..{MAX_PAGE_SIZE} and offset ≥ 0")
-            return {"answers": matched[start:start + size], "total": len(matched)}
+            return {"answers": _values(matched[start:start + size]), "total": len(matched)}
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             return _error(400, f"page_size must be 1..{MAX_PAGE_SIZE}")
         start = 0 if next is None else _offset_of(next)
@@ -161,7 +185,7 @@ def create_app(data_dir: str | Path, *, today: dt.date | None = None, token: str
             query = {"page_size": page_size, "next": cursor, "date_from": date_from, "date_to": date_to}
             qs = "&".join(f"{k}={v}" for k, v in query.items() if v is not None)
             cursor = f"/v1/surveys/{survey_id}/answers?{qs}"
-        return {"answers": page, "next": cursor}
+        return {"answers": _values(page), "next": cursor}
 
     @app.post("/v1/surveys/{survey_id}/answers/export")
     async def start_export(survey_id: str, request: Request):
@@ -204,6 +228,6 @@ def create_app(data_dir: str | Path, *, today: dt.date | None = None, token: str
             return _error(404, f"export {task_id} not found")
         if op.get("status") != "ok":
             return _error(409, f"export {task_id} is not finished")
-        return {"answers": op["answers"]}
+        return {"answers": _values(op["answers"])}
 
     return app
