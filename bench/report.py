@@ -198,6 +198,8 @@ def render_markdown(results_dir: Path, notes: Path | None) -> str:
                 cells.append(_fmt(r.get(key), 3) + mark if key in r else "—")
             goal_text = f"{goal[0]} {goal[1]}" + (f" (at {goal[2]})" if goal and goal[2] else "") if goal else "reported"
             lines.append(f"| `{key}` | " + " | ".join(cells) + f" | {goal_text} |")
+        lines.append("| `api_quotas` | " + " | ".join(r.get("api_quotas") or "real (before the switch)" for r in runs)
+                     + " | lifted: our pipeline measured; real: the vendors' pacing |")
         lines += ["", "✅/❌ only where the goal is judged at that scale; other cells are indicative.", ""]
     for r in runs:
         lines += _scale_section(r)
