@@ -60,6 +60,7 @@ class TableSpec:
     # raw data tables: the nightly gate checks only their rows not yet accepted by a passing gate
     scoped: bool = False
     key: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()  # the ledger's `source` names of the batches landing here
 
     @property
     def qualified(self) -> str:
@@ -118,7 +119,7 @@ def raw_specs(root: Path | None = None) -> tuple[list[TableSpec], list[Check]]:
                 checks += _ledger_checks(schema, table, exact)
                 freshness.append(_freshness_check(schema, table, sources, hours))
             specs.append(TableSpec(schema, table, bool(tconf.get("required", False)), tuple(checks),
-                                   scoped=True, key=key))
+                                   scoped=True, key=key, sources=tuple(sources)))
     return specs, freshness
 
 

@@ -8,10 +8,10 @@ so a run never rewrites committed files and concurrent runs never share a YAML. 
 string reaches GX only through config substitution (``${CW_GX_WAREHOUSE_URI}``, passed as the
 context's runtime environment), so it is written to no file.
 
-Raw tables are checked **per batch** by default: only their rows whose ``_batch_id`` a passing
-gate has not yet accepted (``ops.quality_batches``) — tonight's batches, plus anything a blocked
-run left unaccepted and rows written around the loader — are copied once into an unlogged
-``quality_scope`` table, and GX validates that copy. So the nightly's raw checks scale with what
+Raw tables are checked **per batch** by default: the ledger (``raw_meta.load_batches``) names the
+batches loaded that no passing gate has accepted yet (``ops.quality_batches``) — tonight's, plus
+any a blocked night left — and only the rows of those batches are copied once into an unlogged
+``quality_scope`` table, which GX validates. So the nightly's raw checks scale with what
 was loaded, not with the history. A key enforced by a unique index (the upsert loaders' primary
 keys) is reported as such instead of being re-checked; other keys are checked within the new rows
 (``key_unique``) and against the accepted rows (``key_unique_history``). ``full=True`` (``cw gate
@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,9 @@ def run_gate(dsn: Any, schemas: Sequence[str] = DEFAULT_SCHEMAS, *, run_date: dt
     was ever accepted: the first run checks everything). A passing run accepts the batches it read.
     """
     t0 = time.monotonic()
+    # importing GX takes seconds of CPU; let it overlap the catalog and scope queries, which wait on
+    # the server (the import lock makes the later `import great_expectations` wait for it)
+    threading.Thread(target=_import_gx, name="gx-import", daemon=True).start()
     uri = _uri(dsn)
     root = Path(config_dir) if config_dir else expectations_dir()
     severity = load_severity(root)
@@ -110,7 +114,8 @@ def run_gate(dsn: Any, schemas: Sequence[str] = DEFAULT_SCHEMAS, *, run_date: dt
             mode = FULL if full or not _anything_accepted(conn) else BATCHES
             reason = "" if mode == BATCHES else ("full audit" if full else "first run: no batch accepted yet")
             t1 = time.monotonic()
-            scopes = _scope_raw_tables(conn, runnable, mode, reason)
+            candidates = _candidate_batches(conn, [spec for spec, _ in runnable if spec.scoped])
+            scopes = _scope_raw_tables(conn, runnable, candidates, mode, reason)
             result.timings["scope_seconds"] = round(time.monotonic() - t1, 2)
             runnable = _resolve_without_gx(conn, runnable, scopes, severity, result)
             if runnable:
@@ -127,8 +132,11 @@ def run_gate(dsn: Any, schemas: Sequence[str] = DEFAULT_SCHEMAS, *, run_date: dt
             result.seconds = round(time.monotonic() - t0, 2)
             if record_results:
                 record(conn, result)
-                if result.passed and scopes:
-                    accept_batches(conn, result, {b: s.mode for s in scopes.values() for b in s.batches})
+                if result.passed:
+                    # every batch of the checked sources the ledger listed at the start — those
+                    # with no rows left (superseded, empty) too, or they would be listed forever
+                    accepted = {b: mode for ids in candidates.values() for b in ids}
+                    accept_batches(conn, result, accepted)
         finally:
             _drop_scope_tables(conn, scopes)
             conn.execute("select pg_advisory_unlock(hashtext(%s))", (GATE_LOCK,))
@@ -161,8 +169,8 @@ def _merge_same_tables(specs: list[TableSpec]) -> list[TableSpec]:
         if s.qualified in merged:
             old = merged[s.qualified]
             known = {c.check_id for c in old.checks}
-            s = TableSpec(s.schema, s.table, old.required or s.required,
-                          old.checks + tuple(c for c in s.checks if c.check_id not in known))
+            s = replace(s, required=old.required or s.required,
+                        checks=old.checks + tuple(c for c in s.checks if c.check_id not in known))
         merged[s.qualified] = s
     return list(merged.values())
 
@@ -236,11 +244,27 @@ def _anything_accepted(conn) -> bool:
     return conn.execute(f"select exists (select 1 from {ACCEPTED_TABLE})").fetchone()[0]  # noqa: S608
 
 
-def _scope_raw_tables(conn, runnable: list[tuple[TableSpec, list[Check]]], mode: str,
-                      reason: str) -> dict[str, Scope]:
-    """Per raw table: in batch mode copy the rows of not-yet-accepted batches into an unlogged
-    table (one scan of the table; every check then reads only the copy), in full mode read the
-    table itself. Either way count the rows per batch, for the results and for accepting them."""
+def _candidate_batches(conn, specs: list[TableSpec]) -> dict[str, list[str]]:
+    """Per ledger source: its loaded batches no passing gate has accepted yet (tonight's)."""
+    sources = sorted({src for spec in specs for src in spec.sources})
+    if not sources:
+        return {}
+    accepted = conn.execute("select to_regclass(%s)", (ACCEPTED_TABLE,)).fetchone()[0] is not None
+    query = ("select source, array_agg(batch_id::text order by batch_id) from raw_meta.load_batches as b "
+             "where status = 'loaded' and source = any(%s)"
+             + (f" and not exists (select 1 from {ACCEPTED_TABLE} as a where a.batch_id = b.batch_id)"
+                if accepted else "") + " group by source")
+    if conn.execute("select to_regclass('raw_meta.load_batches')").fetchone()[0] is None:
+        return {}
+    return {src: list(ids) for src, ids in conn.execute(query, (sources,)).fetchall()}  # noqa: S608
+
+
+def _scope_raw_tables(conn, runnable: list[tuple[TableSpec, list[Check]]], candidates: dict[str, list[str]],
+                      mode: str, reason: str) -> dict[str, Scope]:
+    """Per raw table: in batch mode copy the rows of tonight's batches into an unlogged table (an
+    index on ``_batch_id`` makes that a lookup; without one it is one sequential scan, and every
+    check then reads only the copy), in full mode read the table itself. Either way count the rows
+    per batch, for the results."""
     from psycopg import sql
 
     scopes: dict[str, Scope] = {}
@@ -252,13 +276,11 @@ def _scope_raw_tables(conn, runnable: list[tuple[TableSpec, list[Check]]], mode:
         if mode == BATCHES:
             target = (SCOPE_SCHEMA, f"{spec.schema}__{spec.table}")
             ident = sql.Identifier(*target)
+            batch_ids = sorted({b for src in spec.sources for b in candidates.get(src, [])})
             conn.execute(sql.SQL("drop table if exists {}").format(ident))
-            # a hashed anti-join: tonight's batches, a blocked night's batches and rows whose batch no
-            # gate has seen (written around the loader) — everything but the accepted history
-            conn.execute(sql.SQL(
-                "create unlogged table {} as select t.* from {} as t where not exists "
-                "(select 1 from {} as a where a.batch_id = t._batch_id)"
-            ).format(ident, base, sql.SQL(ACCEPTED_TABLE)))
+            conn.execute(sql.SQL("create unlogged table {} as select t.* from {} as t "
+                                 "where t._batch_id in (select unnest(%s::uuid[]))").format(ident, base),
+                         (batch_ids,))
             conn.execute(sql.SQL("analyze {}").format(ident))
         else:
             target, ident = (spec.schema, spec.table), base
@@ -331,6 +353,14 @@ def _drop_scope_tables(conn, scopes: dict[str, Scope]) -> None:
                 conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(*scope.target)))
             except psycopg.Error as err:  # never mask the run's own outcome
                 log.warning("could not drop %s: %s", ".".join(scope.target), err)
+
+
+def _import_gx() -> None:
+    try:
+        import great_expectations  # noqa: F401
+        import great_expectations.expectations  # noqa: F401
+    except Exception:  # the real import in _validate_with_gx reports it
+        log.debug("background GX import failed", exc_info=True)
 
 
 # -- running GX ------------------------------------------------------------------------------------
