@@ -95,9 +95,21 @@ def ensure_meta_schema(conn) -> None:
     """Create ``raw_meta`` if missing. Idempotent; safe inside a transaction."""
     # serialise concurrent first runs (parallel mapped tasks) on one advisory lock
     conn.execute("select pg_advisory_xact_lock(hashtext('customer_warehouse.raw_meta'))")
+    present = conn.execute(_META_PRESENT).fetchone()[0]
+    if present:  # the usual case: skip the DDL (its IF NOT EXISTS checks cost milliseconds a batch)
+        return
     conn.execute(META_DDL)
     if conn.execute("select to_regprocedure('raw_meta.batch_setting(text, anyelement)')").fetchone()[0] is None:
         conn.execute(BATCH_SETTING_DDL)
+
+
+# everything META_DDL and BATCH_SETTING_DDL create (an index dropped by hand counts too)
+_META_PRESENT = """
+select to_regclass('raw_meta.load_batches') is not null and to_regclass('raw_meta.load_batches_source_idx') is not null
+   and to_regclass('raw_meta.quarantine') is not null and to_regclass('raw_meta.quarantine_batch_idx') is not null
+   and to_regclass('raw_meta.extract_state') is not null and to_regclass('raw_meta.schema_drift') is not null
+   and to_regprocedure('raw_meta.batch_setting(text, anyelement)') is not null
+"""
 
 
 @dataclass(frozen=True)
