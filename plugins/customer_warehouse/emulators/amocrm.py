@@ -105,13 +105,14 @@ def _fast_fields(line: bytes) -> dict[str, Any] | None:
 
 
 _MISSING = float("nan")  # a record without a readable time, in the index's number columns
-_INT64 = (-(2**63), 2**63)
 
 
 class _Columns:
-    """One file's index, column-wise: offset, id and the filter times of every record as machine
-    numbers (~32 bytes a record instead of an object and a dict), plus lazily built sorted orders
-    so that a page of a filtered list costs O(log n + page), not a scan of the whole file.
+    """One file's index, column-wise: offset and filter times of every record as machine numbers,
+    and for the id only what ordering needs — its number (``order[id]``) and the rank of its text
+    (every order's tie-break) — ~40 bytes a record, whatever the ids are (amoCRM event ids are
+    strings). Sorted orders are built lazily, so a page of a filtered list costs O(log n + page),
+    not a scan of the whole file.
 
     Times that are missing or unreadable are NaN in the columns; non-finite times that a record
     really holds (``"inf"``, ``"nan"`` strings parse as such) are kept aside in ``odd_times`` and
@@ -121,12 +122,14 @@ class _Columns:
     def __init__(self, fields: tuple[str, ...]):
         self.fields = fields
         self.offsets = array("q")
-        self.ids = array("q")
-        self.odd_ids: dict[int, Any] = {}  # position → id that is not a 64-bit int (served as is)
+        self.id_number = array("d")  # the id as a number; -inf when it has none (as the order treats it)
+        self.id_rank = array("q")  # rank of str(id) among all ids (equal texts, equal ranks)
         self.times = {f: array("d") for f in fields}
         self.odd_times: dict[str, dict[int, float]] = {f: {} for f in fields}
         self._orders: dict[tuple, tuple[array, array, int]] = {}
+        self._sortable: dict[str, bool] = {}
         self.slow: set[int] = set()  # positions whose line needs the exact path (json.loads) to be served
+        self._ids: list[str] | None = []  # str(id) while building; dropped by finish()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -136,11 +139,9 @@ class _Columns:
         i = len(self.offsets)
         self.offsets.append(offset)
         rid = rec.get("id")
-        if type(rid) is int and _INT64[0] <= rid < _INT64[1]:
-            self.ids.append(rid)
-        else:
-            self.ids.append(0)
-            self.odd_ids[i] = rid
+        number = _as_number(rid)
+        self.id_number.append(float("-inf") if number is None else number)
+        self._ids.append(str(rid))
         for f in self.fields:
             t = _as_number(rec.get(f))
             if t is not None and not math.isfinite(t):
@@ -148,8 +149,17 @@ class _Columns:
                 t = None
             self.times[f].append(_MISSING if t is None else t)
 
-    def id(self, i: int) -> Any:
-        return self.odd_ids[i] if i in self.odd_ids else self.ids[i]
+    def finish(self) -> _Columns:
+        """Rank the ids' texts and drop them."""
+        ids, self._ids = self._ids, None
+        rank = array("q", bytes(8 * len(ids)))
+        previous, r = None, -1
+        for i in sorted(range(len(ids)), key=ids.__getitem__):
+            if ids[i] != previous:
+                previous, r = ids[i], r + 1
+            rank[i] = r
+        self.id_rank = rank
+        return self
 
     def time(self, i: int, name: str) -> float | None:
         column = self.times.get(name)
@@ -168,17 +178,27 @@ class _Columns:
         return t is None or t < horizon
 
     def sort_key(self, name: str):
+        """The order of a list: (the field's value, or -inf without one; then the id's text)."""
+        rank, number = self.id_rank, self.id_number
+        if name == "id":
+            return lambda i: (number[i], rank[i])
+        if name not in self.times:
+            return lambda i: (float("-inf"), rank[i])
+
         def key(i: int):
-            value = _as_number(self.id(i)) if name == "id" else self.time(i, name)
-            return (value if value is not None else float("-inf"), str(self.id(i)))
+            value = self.time(i, name)
+            return (value if value is not None else float("-inf"), rank[i])
         return key
 
     def exact_sortable(self, name: str) -> bool:
         """True when the sort key is a total order (no NaN), so sorting before or after filtering
         gives the same sequence."""
-        if name == "id":
-            return not any((n := _as_number(v)) is not None and n != n for v in self.odd_ids.values())
-        return not any(t != t for t in self.odd_times.get(name, {}).values())
+        if name not in self._sortable:
+            if name == "id":
+                self._sortable[name] = not any(v != v for v in self.id_number)
+            else:
+                self._sortable[name] = not any(t != t for t in self.odd_times.get(name, {}).values())
+        return self._sortable[name]
 
     def ordered(self, name: str, asc: bool, horizon: float | None) -> tuple[array, array, int]:
         """Visible positions sorted as a list request orders them, the order field's values of
@@ -210,7 +230,7 @@ class JsonlIndex:
     def __init__(self, path: Path):
         self.path = path
         self._sig: tuple[float, int] | None = None
-        self._columns = _Columns(self.FIELDS)
+        self._columns = _Columns(self.FIELDS).finish()
         self._lock = threading.Lock()
 
     def entries(self) -> _Columns:
@@ -218,7 +238,7 @@ class JsonlIndex:
             try:
                 st = self.path.stat()
             except FileNotFoundError:
-                self._sig, self._columns = None, _Columns(self.FIELDS)
+                self._sig, self._columns = None, _Columns(self.FIELDS).finish()
                 return self._columns
             sig = (st.st_mtime, st.st_size)
             if sig != self._sig:
@@ -242,7 +262,7 @@ class JsonlIndex:
                         rec = obj if isinstance(obj, dict) else {}
                     out.add(offset, rec)
                 offset += len(line)
-        return out
+        return out.finish()
 
     def read(self, cols: _Columns, positions: list[int]) -> list[bytes]:
         """The records at ``positions`` as JSON texts: a valid line as stored, a broken line as a
