@@ -81,17 +81,17 @@ def test_fast_and_line_by_line_paths_land_the_same_rows(wh, tmp_path, caplog):
 
 
 def test_only_the_refused_segments_go_line_by_line_and_nothing_is_left_twice(wh, tmp_path, caplog, monkeypatch):
-    monkeypatch.setattr(load, "SEGMENT", 4096)  # about 90 lines a segment
+    monkeypatch.setattr(load, "SEGMENT", 2048)  # about 50 to 100 lines a segment
     caplog.set_level(logging.INFO, logger="customer_warehouse")
     lines = _lines()
     lines[102] = lines[102].replace("п".encode(), "п".encode("cp1251"))  # seen only by the server
     lines[150] = lines[150].replace(b"2026-01-04", b"2025-12-31")  # outside the requested dates
     lines[300] = lines[300].rsplit(b"\t", 1)[0] + b"\t[\\1]"  # an escape COPY would read differently
     result = _load(wh, tmp_path, _part(tmp_path, lines))
-    starts = [no for no, _ in load._segments(tmp_path / "part.tsv")]
+    starts = [segment.first_line for segment in load._PartReader(tmp_path / "part.tsv").segments()]
     assert len(starts) >= 4
     assert len({sum(no <= at + 2 for no in starts) for at in (102, 150, 300)}) == 3  # three segments
-    assert _refusals(caplog) == 2  # bad UTF-8 and the date; the escape is seen before any COPY
+    assert _refusals(caplog) == 3  # bad UTF-8 (by PostgreSQL), the date and the escape (by us)
     assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (400, 398, 2)
     assert _quarantine(wh) == [(104, "not valid UTF-8"),
                                (152, "ym:s:date '2025-12-31' is not a date in 2026-01-01..2026-01-10")]

@@ -11,7 +11,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -248,7 +248,8 @@ class RawBatch:
         self.rows_loaded += n
         return n
 
-    def copy_chunks(self, table: RawTable, columns: Sequence[str], chunks: Iterable[bytes], *, rows: int,
+    def copy_chunks(self, table: RawTable, columns: Sequence[str], chunks: Iterable[bytes], *,
+                    rows: int | Callable[[], int],
                     source_part: str | None = None, constants: Mapping[str, Any] | None = None,
                     where: sql.Composable | None = None) -> bool:
         """COPY bytes already in PostgreSQL text format, all or nothing: the optimistic fast path.
@@ -261,7 +262,8 @@ class RawBatch:
         the server; a filtered row makes the count differ. ``chunks`` may be a generator that
         raises :class:`FastPathRefused` to give up midway.
 
-        Runs under a savepoint. Returns True when PostgreSQL took exactly ``rows`` rows; False,
+        Runs under a savepoint. Returns True when PostgreSQL took exactly ``rows`` rows (a number,
+        or a function asked once the chunks are sent: a streamed source knows its count only then); False,
         with nothing of it left in the table, when it refused the data (a wrong field count, an
         escape or encoding it cannot read, a NUL...) or took a different number of rows — the
         caller then walks the same lines one by one to quarantine the bad ones. Count the rows as
@@ -289,13 +291,14 @@ class RawBatch:
                         view = memoryview(chunk)
                         for at in range(0, len(view), COPY_WRITE):
                             cp.write(view[at:at + COPY_WRITE])
-                if cur.rowcount != rows:
-                    raise FastPathRefused(f"PostgreSQL took {cur.rowcount} of {rows} rows")
+                expected = rows() if callable(rows) else rows
+                if cur.rowcount != expected:
+                    raise FastPathRefused(f"PostgreSQL took {cur.rowcount} of {expected} rows")
         except (FastPathRefused, errors.DataError, errors.IntegrityError, errors.ProgramLimitExceeded) as exc:
             log.info("%s.%s: fast COPY of %s refused (%s); loading it line by line",
                      self.source, self.entity, source_part or table.name, str(exc).splitlines()[0][:300])
             return False
-        self.rows_loaded += rows
+        self.rows_loaded += expected
         return True
 
     def upsert_rows(self, table: RawTable, columns: Sequence[str], rows: Iterable[Sequence[Any]],

@@ -278,37 +278,69 @@ SEGMENT = 16 << 20  # bytes of a part sent by one COPY (one savepoint); a refuse
 _NEEDS_REWRITE = re.compile(rb"\\[^\\tnrbfvN!\"#$%&'()*+,\-/:;<=>?@\[\]^_`{|}~ ]")
 
 
-def _segments(path: Path, size: int | None = None) -> Iterator[tuple[int, bytes]]:
-    """``(physical line number of the first line, whole data lines)`` of a part, about ``size``
-    bytes each, its header line left out. Cut only after a line that does not continue (one ending
-    in an odd number of backslashes does), so every record lies in one segment; the last segment
-    gets the final line feed a file may lack."""
-    size = size or SEGMENT
-    line_no = 2
-    carry, header = b"", True
-    with open(path, "rb") as f:
-        while True:
-            more = f.read(size)
-            data = carry + more if carry else more
-            if header:
-                end = data.find(b"\n")
-                if end < 0:
-                    if not more:
-                        return
-                    carry = data
-                    continue
-                data, header = data[end + 1:], False
+class _Segment:
+    """About ``SEGMENT`` bytes of whole records of a part, read in pieces while COPY sends them."""
+
+    def __init__(self, reader: _PartReader, first_line: int):
+        self.reader, self.first_line = reader, first_line
+        self.rows = 0
+        self.raw: list[bytes] = []  # the pieces as read, for the line-by-line path if it comes to that
+        self._size = 0
+
+    def pieces(self) -> Iterator[bytes]:
+        """Whole lines, about ``COPY_WRITE`` bytes at a time, up to the segment's size."""
+        while self._size < SEGMENT and (piece := self.reader.piece()):
+            self.raw.append(piece)
+            self._size += len(piece)
+            self.rows += piece.count(b"\n")
+            yield piece
+
+    def data(self) -> bytes:
+        """All of the segment (reading what the fast path left unread)."""
+        for _ in self.pieces():
+            pass
+        return b"".join(self.raw)
+
+
+class _PartReader:
+    """A part's data lines (its header line left out) as segments. Pieces are cut only after a line
+    that does not continue (one ending in an odd number of backslashes does), so every record lies
+    in one piece; the last piece gets the final line feed a file may lack."""
+
+    def __init__(self, path: Path):
+        self.file = open(path, "rb")  # noqa: SIM115 - closed by close(), the part is read across calls
+        self.carry = b""
+        self.line_no = 2
+        header = self.file.readline()
+        self.eof = not header.endswith(b"\n")
+
+    def segments(self) -> Iterator[_Segment]:
+        try:
+            while not self.eof or self.carry:
+                segment = _Segment(self, self.line_no)
+                yield segment
+                segment.data()  # a caller that stopped early still moves past it
+                self.line_no += segment.rows
+                if not segment.rows:
+                    break
+        finally:
+            self.file.close()
+
+    def piece(self) -> bytes:
+        while not self.eof:
+            more = self.file.read(min(COPY_WRITE, SEGMENT))
             if not more:
+                self.eof = True
                 break
+            data = self.carry + more if self.carry else more
             cut = _record_end(data)
-            if cut <= 0:  # one record longer than a segment: keep reading
-                carry = data
+            if cut <= 0:  # one record longer than a piece: keep reading
+                self.carry = data
                 continue
-            yield line_no, data[:cut]
-            line_no += data.count(b"\n", 0, cut)
-            carry = data[cut:]
-    if data:
-        yield line_no, data if data.endswith(b"\n") else data + b"\n"
+            self.carry = data[cut:]
+            return data[:cut]
+        data, self.carry = self.carry, b""
+        return data if not data or data.endswith(b"\n") else data + b"\n"
 
 
 def _record_end(data: bytes) -> int:
@@ -409,18 +441,25 @@ def _load_part(batch: RawBatch, table: RawTable, part: Part, src: LogSource, cou
     check = sql.SQL("{} = " + as_text).format(sql.Identifier(header[date_at]), sql.Identifier(src.date_column))
     slow_columns = ["counter_id", src.date_column, "counter_timezone", *header]
     rejects = _Rejects(spool, part.path.stem)
-    for line_no, segment in _segments(part.path):
-        rows = segment.count(b"\n")
-        if _fast_ok(segment) and batch.copy_chunks(
-                table, fast_columns, _with_days(segment, date_at, first, last), rows=rows, source_part=name, where=check,
-                constants={"counter_id": counter, "counter_timezone": tz}):
-            batch.read(rows)
+    for segment in _PartReader(part.path).segments():
+        if batch.copy_chunks(table, fast_columns, _fast_pieces(segment, date_at, first, last),
+                             rows=lambda segment=segment: segment.rows, source_part=name, where=check,
+                             constants={"counter_id": counter, "counter_timezone": tz}):
+            batch.read(segment.rows)
             continue
-        records = ((line_no + no - 1, raw) for no, raw in join_escaped_newlines(split_lines([segment])))
+        records = ((segment.first_line + no - 1, raw)
+                   for no, raw in join_escaped_newlines(split_lines([segment.data()])))
         batch.copy_text(table, slow_columns, _record_lines(batch, records, width, date_at, src, f"{counter}\t",
                                                            to_copy_text(escape(tz)), first, last, rejects),
                         source_part=name)
         rejects.flush_into(batch, name)
+
+
+def _fast_pieces(segment: _Segment, date_at: int, first: str, last: str) -> Iterator[bytes]:
+    for piece in segment.pieces():
+        if not _fast_ok(piece):
+            raise FastPathRefused("a CR, NUL or an escape that COPY reads differently")
+        yield from _with_days(piece, date_at, first, last)
 
 
 def load_parts(conn, src: LogSource, counter: int, fields: Sequence[str], tz: str, first: dt.date, last: dt.date,
