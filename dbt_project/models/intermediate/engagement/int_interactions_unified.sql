@@ -4,18 +4,23 @@
         incremental_strategy='merge',
         unique_key='interaction_key',
         on_schema_change='append_new_columns',
-        indexes=[{'columns': ['party_node']}],
+        indexes=[{'columns': ['party_node']}, {'columns': ['interaction_key'], 'unique': True}],
+        post_hook=["{{ interactions_unified_cleanup() }}"],
     )
 }}
 -- Every contact episode from every source in one shape: amoCRM notes, tasks and events,
 -- Bitrix24 activities, file interactions. party_node is the identity node the episode hangs on
--- (a deal, contact, company or file customer); the customer is resolved downstream, so an
--- identity merge never leaves stale customer ids in this incremental table. Incremental on the
--- load time of the raw rows (merge by interaction_key, with a lookback for late loads).
+-- (a deal, contact, company or file customer); the customer (and an amoCRM user's name) is
+-- resolved downstream, so an identity merge or a renamed user never leaves stale values in this
+-- incremental table. Incremental on the load time of the raw rows (merge by interaction_key,
+-- with a lookback for late loads). What the raw layer changes without a new load time is
+-- reconciled on every run (macro interactions_unified_cleanup): Bitrix24 activities flagged
+-- deleted (or restored) by the loader's deletion scan, file interactions gone from the re-read
+-- export, and rows that no longer have a party or a time. `dbt build --full-refresh` rebuilds
+-- everything (needed after a change of the interaction_types / complaint_patterns seeds).
 with amo_notes as (select * from {{ ref('stg_amocrm__notes') }}),
 amo_tasks as (select * from {{ ref('stg_amocrm__tasks') }}),
 amo_events as (select * from {{ ref('stg_amocrm__events') }}),
-amo_users as (select * from {{ ref('stg_amocrm__users') }}),
 b24_activities as (select * from {{ ref('stg_bitrix24__activities') }}),
 file_interactions as (select * from {{ ref('stg_crm_files__interactions') }}),
 types as (select * from {{ ref('interaction_types') }}),
@@ -125,14 +130,29 @@ unioned as (
 
 new_rows as (
     select * from unioned
-    where party_node is not null and occurred_at is not null
     {% if is_incremental() %}
-        and _loaded_at > (
+    -- rows that became invalid are merged too and then deleted by the post-hook
+    where _loaded_at > (
             select coalesce(max(_loaded_at), cast('1900-01-01' as timestamptz))
                 - interval '{{ var("incremental_lookback_days") }} days'
             from {{ this }}
         )
+        -- a Bitrix24 activity un-flagged as deleted keeps its old load time
+        or (source = 'bitrix24_activity' and not exists (
+            select 1 from {{ this }} as existing where existing.interaction_key = unioned.interaction_key
+        ))
+    {% else %}
+    where party_node is not null and occurred_at is not null
     {% endif %}
+),
+
+complaint_text as (
+    select
+        new_rows.*,
+        exists (
+            select 1 from patterns where coalesce(new_rows.body_text, '') ~* patterns.pattern
+        ) as body_is_complaint
+    from new_rows
 ),
 
 final as (
@@ -145,25 +165,21 @@ final as (
         new_rows.raw_type,
         coalesce(types.channel, file_channel.channel, 'other') as channel,
         case
-            when coalesce(types.is_complaint, false) or exists (
-                select 1 from patterns where coalesce(new_rows.body_text, '') ~* patterns.pattern
-            ) then 'complaint'
+            when coalesce(types.is_complaint, false) or new_rows.body_is_complaint then 'complaint'
             else coalesce(types.activity, file_channel.activity, 'other')
         end as activity,
-        coalesce(types.is_complaint, false) or exists (
-            select 1 from patterns where coalesce(new_rows.body_text, '') ~* patterns.pattern
-        ) as is_complaint,
+        coalesce(types.is_complaint, false) or new_rows.body_is_complaint as is_complaint,
         new_rows.direction,
         case
             when new_rows.source like 'amocrm%' then 'amocrm:' || new_rows.account || ':' || new_rows.user_id
             when new_rows.source like 'bitrix24%' then 'bitrix24:' || new_rows.account || ':' || new_rows.user_id
             else 'crm_file:' || new_rows.manager_name
         end as manager_key,
-        coalesce(new_rows.manager_name, amo_users.user_name) as manager_name,
+        new_rows.manager_name,
         new_rows.outcome,
         new_rows.body_text,
         new_rows._loaded_at
-    from new_rows
+    from complaint_text as new_rows
     left join types
         on types.source = new_rows.source and types.raw_type = lower(new_rows.raw_type)
     -- file exports name the channel in one column and the kind in another: try the channel too
@@ -171,10 +187,6 @@ final as (
         on new_rows.source = 'crm_file' and file_interactions.interaction_key = new_rows.interaction_key
     left join types as file_channel
         on file_channel.source = 'crm_file' and file_channel.raw_type = file_interactions.channel
-    left join amo_users
-        on new_rows.source like 'amocrm%'
-        and amo_users.account = new_rows.account
-        and amo_users.user_id = new_rows.user_id
 )
 
 select * from final

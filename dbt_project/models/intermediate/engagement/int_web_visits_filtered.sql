@@ -1,23 +1,25 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key='visit_date',
+        incremental_strategy='replace_from',
+        replace_from_column='visit_date',
         on_schema_change='append_new_columns',
         indexes=[{'columns': ['client_id']}, {'columns': ['visit_date']}],
     )
 }}
--- Metrica visits with a stable key, up to run_date. Large, so incremental: a run re-reads every
--- visit date that was (re)loaded since the previous run (minus a lookback) and replaces those
--- dates whole — the loader replaces Metrica dates whole too, so visits that settled late or
--- vanished are corrected. `dbt build --full-refresh` rebuilds everything.
+-- Metrica visits with a stable key, up to run_date. Large, so incremental: the loader replaces
+-- Metrica dates whole (a lookback window every night), so a run finds the earliest visit date
+-- (re)loaded since the previous run (minus a lookback) and replaces everything from that date on
+-- (strategy replace_from, macros/incremental_cleanup.sql) — visits that settled late, changed
+-- or vanished are corrected. The loaded-since filter reads the raw table, not the staging view:
+-- through the view's row_number() it would sort every visit. `--full-refresh` rebuilds all.
 with visits as (
     select * from {{ ref('stg_metrica__visits') }}
     where visit_date <= {{ run_date() }}
     {% if is_incremental() %}
-        and visit_date in (
-            select distinct visit_date
-            from {{ ref('stg_metrica__visits') }}
+        and visit_date >= (
+            select min(visit_date)
+            from {{ raw_or('raw_metrica', 'visits', ref('stg_metrica__visits')) }}
             where _loaded_at > (
                 select coalesce(max(_loaded_at), cast('1900-01-01' as timestamptz))
                     - interval '{{ var("incremental_lookback_days") }} days'

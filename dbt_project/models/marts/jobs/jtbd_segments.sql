@@ -50,20 +50,23 @@ customer_visits as (
     inner join customer_jobs on customer_jobs.customer_id = client_nodes.customer_id
 ),
 
-landing_ranked as (
+landing_ranked as materialized (
     select job_id, landing_path, count(*) as visits,
         row_number() over (partition by job_id order by count(*) desc, landing_path) as position
     from customer_visits
     group by job_id, landing_path
 ),
 
-channel_ranked as (
+channel_ranked as materialized (
     select job_id, channel, count(*) as visits,
         row_number() over (partition by job_id order by count(*) desc, channel) as position
     from customer_visits
     where channel is not null
     group by job_id, channel
 ),
+
+-- (the *_ranked CTEs are read by a correlated subquery per job: materialized, they are computed
+-- once instead of once per job)
 
 -- search phrases are not per visitor: a phrase belongs to a job when its landing page, UTM term
 -- or the phrase itself matches the job's Metrica rules
@@ -77,7 +80,7 @@ phrase_jobs as (
     group by phrases.search_phrase, rules.job_id
 ),
 
-phrase_ranked as (
+phrase_ranked as materialized (
     select job_id, search_phrase, visits,
         row_number() over (partition by job_id order by visits desc, search_phrase) as position
     from phrase_jobs
