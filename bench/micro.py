@@ -218,7 +218,8 @@ def _to_sql_at(dsn: WarehouseDSN, data_dir: Path, work: Path, limit: int) -> dic
         extra = {"psql_seconds": [round(s, 4) for s in floor], "psql_median": round(floor_s, 4),
                  "to_sql_vs_psql": round(theirs_s / floor_s, 2)}
     return {"rows": rows, "to_sql_seconds": [round(s, 3) for s in theirs],
-            "ours_seconds": [round(s, 4) for s in ours], **extra, "to_sql_median": round(theirs_s, 3), "ours_median": round(ours_s, 4),
+            "ours_seconds": [round(s, 4) for s in ours], **extra,
+            "to_sql_median": round(theirs_s, 3), "ours_median": round(ours_s, 4),
             "speedup": round(theirs_s / ours_s, 2),
             "method": "DataFrame.to_sql(if_exists='append', index=False), defaults otherwise (method=None)",
             "target": "bench_micro.visits_to_sql: like raw_metrica.visits including all, NOT NULLs dropped",

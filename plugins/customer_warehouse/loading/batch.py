@@ -263,8 +263,8 @@ class RawBatch:
         raises :class:`FastPathRefused` to give up midway.
 
         Runs under a savepoint. Returns True when PostgreSQL took exactly ``rows`` rows (a number,
-        or a function asked once the chunks are sent: a streamed source knows its count only then); False,
-        with nothing of it left in the table, when it refused the data (a wrong field count, an
+        or a function asked once the chunks are sent: a streamed source knows its count only
+        then); False, with nothing of it left in the table, when it refused the data (a wrong field count, an
         escape or encoding it cannot read, a NUL...) or took a different number of rows — the
         caller then walks the same lines one by one to quarantine the bad ones. Count the rows as
         read (``read``) only once they are loaded, or on the slow path.
@@ -278,10 +278,12 @@ class RawBatch:
             table.ensure_setting_defaults(self.conn, defaulted)
             self._setting_defaults.add(key)
         settings = sql.SQL(", ").join(
-            sql.SQL("set_config({}, {}, true)").format(sql.Literal(setting_name(n)), sql.Literal(_setting_text(values[n])))
+            sql.SQL("set_config({}, {}, true)").format(sql.Literal(setting_name(n)),
+                                                       sql.Literal(_setting_text(values[n])))
             for n in defaulted)
         self.conn.execute(sql.SQL("select {}").format(settings))
-        statement = sql.SQL("copy {} ({}) from stdin").format(table.ident, sql.SQL(", ").join(map(sql.Identifier, columns)))
+        statement = sql.SQL("copy {} ({}) from stdin").format(
+            table.ident, sql.SQL(", ").join(map(sql.Identifier, columns)))
         if where is not None:
             statement = sql.SQL("{} where {}").format(statement, where)
         try:
@@ -296,7 +298,7 @@ class RawBatch:
                     raise FastPathRefused(f"PostgreSQL took {cur.rowcount} of {expected} rows")
         except (FastPathRefused, errors.DataError, errors.IntegrityError, errors.ProgramLimitExceeded) as exc:
             log.info("%s.%s: fast COPY of %s refused (%s); loading it line by line",
-                     self.source, self.entity, source_part or table.name, str(exc).splitlines()[0][:300])
+                     self.source, self.entity, source_part or table.name, (str(exc).splitlines() or [""])[0][:300])
             return False
         self.rows_loaded += expected
         return True

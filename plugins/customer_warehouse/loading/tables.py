@@ -196,7 +196,7 @@ class RawTable:
             raise ValueError(f"{self.schema}.{self.name} has no column(s) {sorted(missing)}")
         for name in columns:
             typ, default = found[name]
-            if default and "raw_meta.batch_setting(" in default:
+            if default and "batch_setting(" in default:
                 continue
             setting = sql.SQL("raw_meta.batch_setting({}, null::{})").format(
                 sql.Literal(setting_name(name)), sql.SQL(typ))

@@ -295,10 +295,14 @@ class _Segment:
             self.rows += piece.count(b"\n")
             yield piece
 
-    def data(self) -> bytes:
-        """All of the segment (reading what the fast path left unread)."""
+    def finish(self) -> None:
+        """Read what a caller left unread (the fast path gives up midway)."""
         for _ in self.pieces():
             pass
+
+    def data(self) -> bytes:
+        """All of the segment, for the line-by-line path."""
+        self.finish()
         return b"".join(self.raw)
 
 
@@ -319,7 +323,7 @@ class _PartReader:
             while not self.eof or self.carry:
                 segment = _Segment(self, self.line_no)
                 yield segment
-                segment.data()  # a caller that stopped early still moves past it
+                segment.finish()  # a caller that stopped early still moves past it
                 self.line_no += segment.rows
                 if not segment.rows:
                     break
@@ -364,14 +368,16 @@ def _day_of(segment: bytes, start: int, date_at: int) -> bytes | None:
 
 def _fast_ok(segment: bytes) -> bool:
     """No byte the fast path would have to rewrite: no CR, no NUL, no escape whose meaning differs."""
-    return b"\r" not in segment and b"\0" not in segment and not (b"\\" in segment and _NEEDS_REWRITE.search(segment))
+    if b"\r" in segment or b"\0" in segment:
+        return False
+    return b"\\" not in segment or _NEEDS_REWRITE.search(segment) is None
 
 
 def _with_days(segment: bytes, date_at: int, first: str, last: str) -> Iterator[bytes]:
-    """The segment's lines, each with its date field appended again (for the typed date column),
-    in pieces of about ``COPY_WRITE`` bytes, produced while COPY sends the previous ones.
+    """The lines of ``segment`` (a piece of one), each with its date field appended again (for the
+    typed date column), in pieces of about ``COPY_WRITE`` bytes.
 
-    Lines of one date are contiguous in a Logs API part (it is ordered by date), so the segment is
+    Lines of one date are contiguous in a Logs API part (it is ordered by date), so the lines are
     cut into runs of one date by bisection and each run gets its date with one ``replace``; if the
     order does not hold, the COPY's ``where`` (date field = appended date) drops rows, the count
     differs, and the segment goes line by line. A date outside ``first``…``last`` or not
