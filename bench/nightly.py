@@ -168,7 +168,7 @@ def run_nightly(label: str, day: dt.date, data_dir: Path, env: dict[str, str], w
             "ok": all(s.ok for s in stages) and len(stages) == len(sources) + 3,
             "extract_load_seconds": round(sum(s.seconds for s in stages if s.name.startswith("extract")), 3),
             # per stage through the launcher (bench/procs.py): the maximum over the extract+load stages
-            "extract_load_peak_rss_mb": max((s.peak_rss_mb for s in extracts), default=None)}
+            "extract_load_peak_rss_mb": round(max(s.peak_rss_mb for s in extracts), 1) if extracts else None}
 
 
 def _count_checks(result: dict[str, Any]) -> int | None:
