@@ -1,0 +1,113 @@
+"""The incremental models after a late change to raw: a nightly incremental build must give the
+same marts (and the same incremental tables) as a full refresh of the same raw data.
+
+The late changes are made the way the loaders make them: a Metrica re-pull replaces a date range
+whole (a visit changed, one vanished, one new), the Bitrix24 deletion scan flags an activity
+``is_deleted`` in place without a new ``_loaded_at``, the CRM file export is re-read whole without
+one interaction, an amoCRM note is upserted with new text, an amoCRM user is renamed.
+"""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from customer_warehouse.transform.dbt import build_all
+from small_raw import MARTS, PORTAL, RUN_DATE, dsn_from_uri, load_small_raw
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+INCREMENTAL = ["int_interactions_unified", "int_web_visits_filtered"]
+
+LATE_CHANGES = """
+-- Metrica re-pull of 2026-08-20..21: 9002 now lands on /gifts, 9004 is new, 9003 vanished and
+-- with it every visit of 2026-08-21
+delete from raw_metrica.visits where visit_date between '2026-08-20' and '2026-08-21' and visit_id <> '9002';
+update raw_metrica.visits set start_url = 'https://zernoipar.ru/gifts', _loaded_at = now() where visit_id = '9002';
+insert into raw_metrica.visits (counter_id, visit_date, counter_timezone, visit_id, client_id, date_time,
+    is_new_user, start_url, page_views, visit_duration, bounce, lastsign_traffic_source, _batch_id)
+values (555, '2026-08-20', 'Europe/Moscow', '9004', 'CID1', '2026-08-20 09:00:00', '0',
+    'https://zernoipar.ru/hobby', '2', '60', '0', 'direct', gen_random_uuid());
+-- Bitrix24 deletion scan (loader.mark_deleted): in place, the load time stays old
+update raw_bitrix24.activities set is_deleted = true where id = 42;
+-- the CRM file export re-read whole (a snapshot): I1 is gone
+delete from raw_crm_files.interactions where interaction_id = 'I1';
+update raw_crm_files.interactions set _loaded_at = now();
+-- an amoCRM note edited (upsert: new record, new load time)
+update raw_amocrm.notes set record = jsonb_set(record, '{params}', '{"text": "жалоба: зерно пережарено"}'),
+    _loaded_at = now() where id = 2;
+-- an amoCRM user renamed
+update raw_amocrm.users set record = jsonb_set(record, '{name}', '"Мария Старшая"'), _loaded_at = now()
+where id = 501;
+"""
+
+
+def _age_raw(conn) -> None:
+    """Make everything landed so far a month old, as if loaded by earlier nights: an incremental
+    run then re-reads only what the late changes touch (plus the lookback)."""
+    tables = conn.execute(
+        "select table_schema, table_name from information_schema.columns "
+        "where column_name = '_loaded_at' and table_schema like 'raw\\_%' and table_schema <> 'raw_meta'").fetchall()
+    for schema, table in tables:
+        conn.execute(f'update "{schema}"."{table}" set _loaded_at = _loaded_at - interval \'30 days\'')
+
+
+def _except_both_ways(conn, left: str, right: str) -> tuple[int, int]:
+    return conn.execute(
+        f"select (select count(*) from (select * from {left} except all select * from {right}) a), "
+        f"(select count(*) from (select * from {right} except all select * from {left}) b)").fetchone()
+
+
+@pytest.fixture(scope="module")
+def late_change(make_database, tmp_path_factory):
+    uri = make_database("cwinc")
+    load_small_raw(uri)
+    with psycopg.connect(uri) as conn:
+        _age_raw(conn)
+    dsn = dsn_from_uri(uri)
+    artifacts = tmp_path_factory.mktemp("dbt")
+    build_all(dsn, RUN_DATE, artifacts_dir=artifacts)
+    with psycopg.connect(uri) as conn:
+        before = conn.execute("select count(*) from marts_build.interaction_history").fetchone()[0]
+        conn.execute(LATE_CHANGES)
+    build_all(dsn, RUN_DATE, artifacts_dir=artifacts)  # the nightly: incremental
+    with psycopg.connect(uri) as conn:
+        conn.execute("create schema incremental_result")
+        for table in MARTS:
+            conn.execute(f"create table incremental_result.{table} as select * from marts_build.{table}")
+        for table in INCREMENTAL:
+            conn.execute(f"create table incremental_result.{table} as select * from int.{table}")
+    build_all(dsn, RUN_DATE, full_refresh=True, artifacts_dir=artifacts)
+    return uri, before
+
+
+def test_incremental_run_saw_the_late_changes(late_change):
+    uri, before = late_change
+    with psycopg.connect(uri) as conn:
+        def one(query):
+            return conn.execute(query).fetchone()[0]
+
+        history = "incremental_result.interaction_history"
+        assert one(f"select count(*) from {history}") == before - 2  # activity 42 and I1 are gone
+        assert one(f"select count(*) from {history} where interaction_id in "
+                   f"('bitrix24_activity:{PORTAL}:42', 'crm_file_interaction:I1')") == 0
+        assert one(f"select is_complaint from {history} where interaction_id like 'amocrm_note:%:contacts:2'")
+        assert one(f"select count(*) from {history} where source like 'amocrm%' "
+                   "and manager_name is distinct from 'Мария Старшая'") == 0
+        visits = "incremental_result.int_web_visits_filtered"
+        assert sorted(r[0] for r in conn.execute(f"select visit_id from {visits}")) == ["9001", "9002", "9004"]
+        assert one(f"select landing_path from {visits} where visit_id = '9002'") == "/gifts"
+
+
+@pytest.mark.parametrize("table", MARTS)
+def test_incremental_mart_equals_full_refresh(late_change, table):
+    uri, _ = late_change
+    with psycopg.connect(uri) as conn:
+        assert _except_both_ways(conn, f"marts_build.{table}", f"incremental_result.{table}") == (0, 0)
+
+
+@pytest.mark.parametrize("table", INCREMENTAL)
+def test_incremental_table_equals_full_refresh(late_change, table):
+    uri, _ = late_change
+    with psycopg.connect(uri) as conn:
+        assert _except_both_ways(conn, f"int.{table}", f"incremental_result.{table}") == (0, 0)
+
