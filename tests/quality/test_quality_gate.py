@@ -68,7 +68,7 @@ def test_good_build_passes_and_is_recorded(warehouse_uri, tmp_path, caplog):
     # the password reached GX only through substitution: not in logs, not in any file GX wrote
     assert "s3cret-db-pw" not in caplog.text
     from customer_warehouse.paths import expectations_dir
-    written = [p for p in (expectations_dir() / "uncommitted" / "gate_runs").rglob("*") if p.is_file()]
+    written = [p for p in (expectations_dir() / "uncommitted").rglob("*") if p.is_file()]
     written += [p for p in (tmp_path / "docs").rglob("*") if p.is_file()]
     assert written and not any("s3cret-db-pw" in p.read_text(errors="ignore") for p in written)
 

@@ -2,11 +2,11 @@
 
 ``run_gate(dsn)`` reads the checks (``expectations/checks/*.yml``) and their severities
 (``expectations/severity.yml``), looks at which tables exist, and runs one GX checkpoint with one
-validation definition per table. GX runs in a file context instantiated for this run from the
-committed ``expectations/great_expectations.yml`` (under ``expectations/uncommitted/gate_runs/``),
-so a run never rewrites committed files and concurrent runs never share a YAML. The connection
-string reaches GX only through config substitution (``${CW_GX_WAREHOUSE_URI}``, passed as the
-context's runtime environment), so it is written to no file.
+validation definition per table. GX runs in an in-memory context with the Data Docs site of the
+committed ``expectations/great_expectations.yml``, so a run writes nothing but Data Docs and never
+rewrites committed files. The connection string reaches GX only through config substitution
+(``${CW_GX_WAREHOUSE_URI}``, passed as the context's runtime environment), so it is written to no
+file.
 
 Raw tables are checked **per batch** by default: the ledger (``raw_meta.load_batches``) names the
 batches loaded that no passing gate has accepted yet (``ops.quality_batches``) — tonight's, plus
