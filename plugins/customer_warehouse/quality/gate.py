@@ -93,7 +93,7 @@ def run_gate(dsn: Any, schemas: Sequence[str] = DEFAULT_SCHEMAS, *, run_date: dt
     raw schema by name) and return pass/fail per check with its severity.
 
     Raw tables: only rows of batches no passing gate has accepted yet, unless ``full`` (or no batch
-    was ever accepted: the first run checks everything). A passing run accepts the batches it read.
+    was ever accepted: the first run checks everything). A passing run accepts the batches it listed.
     """
     t0 = time.monotonic()
     # importing GX takes seconds of CPU; let it overlap the catalog and scope queries, which wait on
@@ -139,7 +139,11 @@ def run_gate(dsn: Any, schemas: Sequence[str] = DEFAULT_SCHEMAS, *, run_date: dt
                     accept_batches(conn, result, accepted)
         finally:
             _drop_scope_tables(conn, scopes)
-            conn.execute("select pg_advisory_unlock(hashtext(%s))", (GATE_LOCK,))
+            if not conn.closed:
+                try:
+                    conn.execute("select pg_advisory_unlock(hashtext(%s))", (GATE_LOCK,))
+                except psycopg.Error as err:  # closing the session releases it anyway
+                    log.warning("could not release the gate lock: %s", err)
     log.info("quality gate %s in %.1fs (%s)\n%s", result.run_id, result.seconds, result.timings, result.summary())
     if result.docs_index:
         print(f"Data Docs: {result.docs_index}")
