@@ -166,21 +166,27 @@ unioned as (
     select * from file_orders_typed
 ),
 
--- the product: the file's column, else the longest catalog name inside the deal title
+-- the product: the file's column, else the longest catalog name inside the deal title (looked up
+-- once per distinct title: deal titles repeat, and the lookup scans the catalog)
+title_products as (
+    select
+        titles.title_key,
+        (
+            select catalog.product
+            from catalog
+            where position(lower(catalog.product) in lower(titles.title_key)) > 0
+            order by length(catalog.product) desc
+            limit 1
+        ) as product
+    from (select distinct coalesce(title, '') as title_key from unioned) as titles
+),
+
 with_product as (
     select
         unioned.*,
-        coalesce(
-            unioned.file_product,
-            (
-                select catalog.product
-                from catalog
-                where position(lower(catalog.product) in lower(coalesce(unioned.title, ''))) > 0
-                order by length(catalog.product) desc
-                limit 1
-            )
-        ) as product
+        coalesce(unioned.file_product, title_products.product) as product
     from unioned
+    left join title_products on title_products.title_key = coalesce(unioned.title, '')
 ),
 
 final as (

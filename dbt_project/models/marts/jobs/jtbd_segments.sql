@@ -70,9 +70,17 @@ channel_ranked as materialized (
 
 -- search phrases are not per visitor: a phrase belongs to a job when its landing page, UTM term
 -- or the phrase itself matches the job's Metrica rules
+-- (the rules see only phrase, landing page and UTM term: match each distinct combination once,
+-- not once per report day)
+phrase_combinations as (
+    select search_phrase, landing_path, utm_term, sum(visits) as visits
+    from phrases
+    group by search_phrase, landing_path, utm_term
+),
+
 phrase_jobs as (
     select phrases.search_phrase, rules.job_id, sum(phrases.visits) as visits
-    from phrases
+    from phrase_combinations as phrases
     inner join rules
         on (rules.field = 'landing_page' and phrases.landing_path ~* rules.pattern)
         or (rules.field = 'utm_term' and phrases.utm_term ~* rules.pattern)
