@@ -283,7 +283,7 @@ def _scope_raw_tables(conn, runnable: list[tuple[TableSpec, list[Check]]], candi
             batch_ids = sorted({b for src in spec.sources for b in candidates.get(src, [])})
             conn.execute(sql.SQL("drop table if exists {}").format(ident))
             conn.execute(sql.SQL("create unlogged table {} as select t.* from {} as t "
-                                 "where t._batch_id in (select unnest(%s::uuid[]))").format(ident, base),
+                                 "where t._batch_id = any(%s::uuid[])").format(ident, base),
                          (batch_ids,))
             conn.execute(sql.SQL("analyze {}").format(ident))
         else:
