@@ -94,8 +94,7 @@ $fn$;
 def ensure_meta_schema(conn) -> None:
     """Create ``raw_meta`` if missing. Idempotent; safe inside a transaction."""
     # serialise concurrent first runs (parallel mapped tasks) on one advisory lock
-    conn.execute("select pg_advisory_xact_lock(hashtext('customer_warehouse.raw_meta'))")
-    present = conn.execute(_META_PRESENT).fetchone()[0]
+    present = conn.execute(_META_PRESENT).fetchone()[1]
     if present:  # the usual case: skip the DDL (its IF NOT EXISTS checks cost milliseconds a batch)
         return
     conn.execute(META_DDL)
@@ -105,7 +104,8 @@ def ensure_meta_schema(conn) -> None:
 
 # everything META_DDL and BATCH_SETTING_DDL create (an index dropped by hand counts too)
 _META_PRESENT = """
-select to_regclass('raw_meta.load_batches') is not null and to_regclass('raw_meta.load_batches_source_idx') is not null
+select pg_advisory_xact_lock(hashtext('customer_warehouse.raw_meta')),
+       to_regclass('raw_meta.load_batches') is not null and to_regclass('raw_meta.load_batches_source_idx') is not null
    and to_regclass('raw_meta.quarantine') is not null and to_regclass('raw_meta.quarantine_batch_idx') is not null
    and to_regclass('raw_meta.extract_state') is not null and to_regclass('raw_meta.schema_drift') is not null
    and to_regprocedure('raw_meta.batch_setting(text, anyelement)') is not null
@@ -145,7 +145,15 @@ class RawTable:
 
     def ensure(self, conn) -> None:
         """Create the schema and table if missing (idempotent)."""
-        conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"{self.schema}.{self.name}",))
+        names = [self.name, *(self._index_name(idx) for idx in self.indexes)]
+        present = conn.execute(  # the lock and the usual answer (all there) in one round trip
+            "select pg_advisory_xact_lock(hashtext(%s)), (select count(*) from pg_class c join pg_namespace n "
+            "on n.oid = c.relnamespace where n.nspname = %s and c.relname = any(%s))",
+            (f"{self.schema}.{self.name}", self.schema, names),
+        ).fetchone()[1]
+        if present == len(names):
+            self._known = set(existing_columns(conn, self.schema, self.name))
+            return
         conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(self.schema)))
         defs = [sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.type)) for c in self.columns]
         defs += [sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in META_COLUMNS]
@@ -153,13 +161,16 @@ class RawTable:
             defs.append(sql.SQL("primary key ({})").format(sql.SQL(", ").join(map(sql.Identifier, self.key))))
         conn.execute(sql.SQL("create table if not exists {} ({})").format(self.ident, sql.SQL(", ").join(defs)))
         for idx in self.indexes:
-            name = f"{self.name}_{'_'.join(idx)}_idx"[:63]
+            name = self._index_name(idx)
             conn.execute(
                 sql.SQL("create index if not exists {} on {} ({})").format(
                     sql.Identifier(name), self.ident, sql.SQL(", ").join(map(sql.Identifier, idx))
                 )
             )
         self._known = set(existing_columns(conn, self.schema, self.name))
+
+    def _index_name(self, idx: tuple[str, ...]) -> str:
+        return f"{self.name}_{'_'.join(idx)}_idx"[:63]
 
     def add_columns(self, conn, names: list[str]) -> list[str]:
         """Add text columns that a newer export carries (schema drift). Returns those added."""
