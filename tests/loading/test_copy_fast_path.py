@@ -16,6 +16,8 @@ from customer_warehouse.sources.metrica.load import VISITS, load_parts
 from customer_warehouse.sources.metrica.logs_client import Part
 from psycopg import sql
 
+pytestmark = pytest.mark.integration
+
 COUNTER = 77
 TZ = "Europe/Moscow"
 HEADER = ["ym:s:visitID", "ym:s:date", "ym:s:startURL", "ym:s:goalsID"]
