@@ -27,11 +27,17 @@ What it reproduces (docs: /work/shared/reference/sources.md, "Bitrix24 — REST"
 
 Every answer has the ``time`` block. Every request is logged in ``app.state.b24.requests`` (arrival
 time, method, status) and every admitted call in ``app.state.b24.calls`` (method, parameters).
-Memory: each file is read into memory when first asked for (and again when it changes) —
-fine for demo sizes. The rows are kept sorted by ID, so the fast path (``order ID ASC``,
-``>ID``, ``start=-1``) starts at a bisected position and stops after one page instead of
-filtering and sorting the whole list per command (the portal has an index; the emulator should
-not be the bottleneck of a 50-command batch).
+Memory and speed (a 50-command batch must not be the bottleneck; the portal has indexes): each
+file is kept as its raw JSON lines (bytes) plus compact arrays — numeric ID, ``DATE_MODIFY`` and
+``LAST_UPDATED`` as UTC microseconds (msgspec reads just those; odd lines take the exact
+``json.loads`` path) — and the ``order ID ASC`` permutation, rebuilt when the file changes. A list
+ordered by ID whose filter is ``>``/``>=``/``<``/``<=`` on ``ID`` and on one of those dates (plus
+any other keys, checked per candidate) bisects both indexes: ``start=-1`` stops after one page,
+``start``/``next`` paging computes the matches of a filter once and slices them for the following
+pages. Records an index cannot vouch for (no plain number or timestamp) and every other
+filter or order go through :func:`_matches` on the parsed record, as before — same answers
+(``tests/sources/test_bitrix24_index.py`` compares with a plain implementation). Only the page
+returned is parsed.
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ import json
 import re
 import threading
 import time
+from array import array
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -222,33 +230,218 @@ def _select(row: dict, select: list[str] | None) -> dict:
     return {k: v for k, v in row.items() if k in keep}
 
 
-class _File:
-    """A JSONL file in memory, reloaded when it changes on disk."""
+try:  # msgspec (an Airflow dependency) reads only the indexed fields, much faster than json
+    import msgspec
 
-    def __init__(self, path: Path):
+    class _Fields(msgspec.Struct):
+        ID: Any = None
+        DATE_MODIFY: Any = None
+        LAST_UPDATED: Any = None
+
+    _decode_fields = msgspec.json.Decoder(_Fields).decode
+    _FAST_ERRORS: tuple = (msgspec.DecodeError, msgspec.ValidationError)
+except ImportError:  # pragma: no cover - json alone gives the same answers, slower
+    _decode_fields = None
+    _FAST_ERRORS = ()
+
+#: fields with a per-file index (the ones the client filters on); times as UTC microseconds
+_DATE_FIELDS = ("DATE_MODIFY", "LAST_UPDATED")
+_ODD_TIME = -(2 ** 63)  # a value that is not a plain timestamp string: checked the exact way
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_NOT_DICT = object()
+
+
+def _parse_line(line: str) -> Any:
+    """One JSONL line as the emulator always read it: ``json.loads``, or the line itself."""
+    try:
+        return json.loads(line)
+    except ValueError:
+        return line
+
+
+def _fields(line: str, raw: bytes) -> tuple[Any, Any, Any] | object:
+    """``(ID, DATE_MODIFY, LAST_UPDATED)`` of one line, or ``_NOT_DICT``. msgspec when the three
+    are plain strings (or absent); otherwise the exact ``json.loads`` path (NaN literals, big
+    numbers, not an object, malformed)."""
+    if _decode_fields is not None:
+        try:
+            got = _decode_fields(raw)
+        except _FAST_ERRORS:
+            got = None
+        if got is not None and all(v is None or type(v) is str for v in (got.ID, got.DATE_MODIFY, got.LAST_UPDATED)):
+            return got.ID, got.DATE_MODIFY, got.LAST_UPDATED
+    row = _parse_line(line)
+    if not isinstance(row, dict):
+        return _NOT_DICT
+    return row.get("ID"), row.get("DATE_MODIFY"), row.get("LAST_UPDATED")
+
+
+def _clean_number(value: Any) -> float | None:
+    """A value every comparison treats as a number (``_compare``), NaN excluded."""
+    if isinstance(value, list | dict):
+        return None
+    n = _number(value)
+    return None if n is None or n != n else n
+
+
+def _clean_time(value: Any) -> int | None:
+    """A value every comparison treats as a timestamp: microseconds since the epoch."""
+    if not isinstance(value, str) or _number(value) is not None:
+        return None
+    t = _when(value)
+    return None if t is None else (t - _EPOCH) // dt.timedelta(microseconds=1)
+
+
+class _Table:
+    """One version of a JSONL file: the visible records as raw JSON text plus compact indexes.
+
+    ``raw[p]`` is the line (UTF-8 bytes) of visible record ``p`` (file order); records that are not
+    JSON objects keep their parsed value in ``odd`` instead. ``ids[p]`` is the numeric ID (NaN when
+    not a plain number), ``times[field][p]`` the UTC microseconds (``_ODD_TIME`` when not a plain
+    timestamp). ``order`` lists the records in ``order ID ASC`` (the generic path's stable sort);
+    ``lo:hi`` of it is the block with numeric IDs and ``keys`` their IDs, for bisecting ``>ID``.
+    Only the page a command returns is parsed."""
+
+    def __init__(self, lines: Iterable[str], visible: Callable[[Any, Any], bool]):
+        self.raw: list[bytes | None] = []
+        self.odd: dict[int, Any] = {}
+        self.ids = array("d")
+        self.times = {f: array("q") for f in _DATE_FIELDS}
+        sort_keys = []
+        for line in lines:
+            if not line.strip():
+                continue
+            raw = line.encode("utf-8")
+            got = _fields(line, raw)
+            if got is _NOT_DICT:
+                value = _parse_line(line)
+                self.odd[len(self.raw)] = value
+                self.raw.append(None)
+                self.ids.append(float("nan"))
+                for f in _DATE_FIELDS:
+                    self.times[f].append(_ODD_TIME)
+                sort_keys.append(_sort_key(None))
+                continue
+            ident, modified, updated = got
+            if not visible(modified, updated):
+                continue
+            self.raw.append(raw)
+            n = _clean_number(ident)
+            self.ids.append(float("nan") if n is None else n)
+            for f, v in zip(_DATE_FIELDS, (modified, updated), strict=True):
+                t = _clean_time(v)
+                self.times[f].append(_ODD_TIME if t is None else t)
+            sort_keys.append(_sort_key(ident))
+        keyed = sorted((k, i) for i, k in enumerate(sort_keys))
+        self.order = array("l", (i for _, i in keyed))
+        self.rank = array("l", bytes(array("l").itemsize * len(self.order)))
+        for r, p in enumerate(self.order):
+            self.rank[p] = r
+        only = [k for k, _ in keyed]
+        self.lo = bisect.bisect_left(only, (1, float("-inf"), ""))
+        self.hi = bisect.bisect_left(only, (2, float("-inf"), ""))
+        self.keys = array("d", (k[1] for k in only[self.lo:self.hi]))
+        self._time_index: dict[str, tuple[array, array, list[int]]] = {}
+        self._lock = threading.Lock()
+        self.cache: dict[Any, Any] = {}  # (filter) → matching positions, for start/next paging
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def row(self, p: int) -> Any:
+        raw = self.raw[p]
+        return self.odd[p] if raw is None else json.loads(raw.decode("utf-8"))
+
+    def rows(self) -> list[Any]:
+        return [self.row(p) for p in range(len(self.raw))]
+
+    def time_index(self, name: str) -> tuple[array, array, list[int]]:
+        """``(times, positions)`` of the plain timestamps of ``name`` sorted by time, and the ranks
+        of the records whose value is not one (checked exactly)."""
+        with self._lock:
+            if name not in self._time_index:
+                col = self.times[name]
+                good = sorted((t, p) for p, t in enumerate(col) if t != _ODD_TIME)
+                odd = sorted(self.rank[p] for p, t in enumerate(col) if t == _ODD_TIME)
+                self._time_index[name] = (array("q", (t for t, _ in good)), array("l", (p for _, p in good)), odd)
+            return self._time_index[name]
+
+
+def _bounds(conds: list[tuple[str, Any]], arr: Any, lo: int, hi: int) -> tuple[int, int]:
+    """The slice ``[a, b)`` of the sorted ``arr[lo:hi]`` meeting every ``(op, value)``."""
+    a, b = lo, hi
+    for op, v in conds:
+        if op == ">":
+            a = max(a, bisect.bisect_right(arr, v, lo, hi))
+        elif op == ">=":
+            a = max(a, bisect.bisect_left(arr, v, lo, hi))
+        elif op == "<":
+            b = min(b, bisect.bisect_left(arr, v, lo, hi))
+        else:
+            b = min(b, bisect.bisect_right(arr, v, lo, hi))
+    return a, max(a, b)
+
+
+def _plan(flt: dict[str, Any]) -> tuple[list, str | None, list, bool] | None:
+    """Split a filter into ``>``/``>=``/``<``/``<=`` conditions on ID (numbers) and on one date
+    field (timestamps), and whether anything else is left (checked exactly per candidate). None
+    when the indexes cannot answer it (the generic path then does)."""
+    id_conds, date_conds, date_field, rest = [], [], None, False
+    for key, want in flt.items():
+        op = next((o for o in _OPS if key.startswith(o)), "")
+        name = key[len(op):]
+        if op not in (">", ">=", "<", "<=") or (name != "ID" and name not in _DATE_FIELDS):
+            rest = True
+            continue
+        if name == "ID":
+            if isinstance(want, list | dict):  # any of several values: above the smallest / below the largest
+                values = list(want.values()) if isinstance(want, dict) else want
+                nums = [_clean_number(_php_scalar(v)) for v in values]
+                if not nums or None in nums:
+                    return None
+                want = min(nums) if op in (">", ">=") else max(nums)
+            n = _clean_number(want)
+            if n is None:
+                return None
+            id_conds.append((op, n))
+        else:
+            t = _clean_time(want)
+            if t is None or (date_field is not None and date_field != name):
+                return None
+            date_field = name
+            date_conds.append((op, t))
+    return id_conds, date_field, date_conds, rest
+
+
+def _lines(f: Iterable[bytes]) -> Iterator[str]:
+    """The file's lines exactly as ``read_text(encoding="utf-8").splitlines()`` gives them (every
+    Unicode line break), read one line at a time instead of the whole text at once."""
+    for chunk in f:
+        yield from chunk.decode("utf-8").splitlines()
+
+
+class _File:
+    """A JSONL file as a :class:`_Table`, rebuilt when it changes on disk."""
+
+    def __init__(self, path: Path, visible: Callable[[Any, Any], bool]):
         self.path = path
+        self.visible = visible
         self._sig: tuple[float, int] | None = None
-        self.rows: list[Any] = []
-        self.version = 0
+        self.table = _Table((), visible)
         self._lock = threading.Lock()
 
-    def load(self) -> list[Any]:
+    def load(self) -> _Table:
         with self._lock:
             try:
                 st = self.path.stat()
             except FileNotFoundError:
-                return []
+                return _Table((), self.visible)
             if (st.st_mtime, st.st_size) != self._sig:
-                rows = []
-                for line in self.path.read_text(encoding="utf-8").splitlines():
-                    if line.strip():
-                        try:
-                            rows.append(json.loads(line))
-                        except ValueError:
-                            rows.append(line)
-                self.rows, self._sig = rows, (st.st_mtime, st.st_size)
-                self.version += 1
-            return self.rows
+                self.table = None  # type: ignore[assignment]  # let the old version go before reading
+                with self.path.open("rb") as f:
+                    self.table = _Table(_lines(f), self.visible)
+                self._sig = (st.st_mtime, st.st_size)
+            return self.table
 
 
 @dataclass
@@ -303,50 +496,58 @@ def create_app(data_dir: str | Path, *, today: dt.date | None = None, secret: st
     ``drain_rate=0``/``None`` or ``bucket_size=None``: no request limit (client benchmarks)."""
     root = Path(data_dir)
     horizon = _horizon(root, today)
-    files = {stem: _File(root / "bitrix24" / f"{stem}.jsonl") for stem in METHODS.values()}
     state = B24State(secret, bucket_size, drain_rate)
     app = FastAPI(title="Bitrix24 REST emulator")
     app.state.b24 = state
 
-    def visible(row: Any) -> bool:
-        if horizon is None or not isinstance(row, dict):
+    def visible(modified: Any, updated: Any) -> bool:
+        if horizon is None:
             return True
-        t = _when(row.get("DATE_MODIFY") or row.get("LAST_UPDATED"))
+        t = _when(modified or updated)
         return t is None or t < horizon
 
-    by_id: dict[str, tuple[int, list[Any], list[tuple]]] = {}
-    by_id_lock = threading.Lock()
+    files = {stem: _File(root / "bitrix24" / f"{stem}.jsonl", visible) for stem in METHODS.values()}
 
-    def sorted_by_id(stem: str) -> tuple[list[Any], list[tuple]]:
-        """The visible rows in ``order ID ASC`` (a stable sort, as the generic path sorts) and their
-        sort keys, rebuilt when the file changes."""
-        rows = files[stem].load()
-        with by_id_lock:
-            cached = by_id.get(stem)
-            if cached is None or cached[0] != files[stem].version:
-                shown = [r for r in rows if visible(r)]
-                keyed = sorted(((_sort_key(r.get("ID") if isinstance(r, dict) else None), i)
-                                for i, r in enumerate(shown)))
-                cached = (files[stem].version, [shown[i] for _, i in keyed], [k for k, _ in keyed])
-                by_id[stem] = cached
-            return cached[1], cached[2]
+    def candidates(tbl: _Table, field_name: str, conds: list) -> list[int]:
+        """Ranks (``order ID ASC`` positions) of the records the date conditions may keep: the
+        bisected time range plus every record whose value is not a plain timestamp."""
+        key = ("time", field_name, tuple(conds))
+        got = tbl.cache.get(key)
+        if got is None:
+            times, positions, odd = tbl.time_index(field_name)
+            a, b = _bounds(conds, times, 0, len(times))
+            got = sorted([tbl.rank[p] for p in positions[a:b]] + odd)
+            _remember(tbl.cache, key, got)
+        return got
 
-    def fast_page(stem: str, flt: dict[str, Any], after: Any) -> list[Any]:
-        """``order ID ASC`` + ``>ID after`` + ``start=-1``: bisect to the first numeric ID above
-        ``after``; rows without a numeric ID (sorted before and after that block) are still checked
-        with the full filter, so the answer is exactly the generic path's."""
-        rows, keys = sorted_by_id(stem)
-        lo = bisect.bisect_left(keys, (1, float("-inf"), ""))
-        hi = bisect.bisect_left(keys, (2, float("-inf"), ""))
-        cut = bisect.bisect_right(keys, (1, float(after), "\uffff"), lo, hi)
-        out: list[Any] = []
-        for part in (rows[:lo], rows[cut:]):
-            for r in part:
-                if not isinstance(r, dict) or _matches(r, flt):
-                    out.append(r)
-                    if len(out) >= page_size:
-                        return out
-        return out
+    def matching(tbl: _Table, flt: dict[str, Any], plan: tuple) -> Iterator[int]:
+        """Positions of the records meeting ``flt``, in ``order ID ASC``: the ``>ID`` range by
+        bisection, the date range from its index; records the indexes cannot vouch for (no plain
+        numeric ID or timestamp, other filter keys) are parsed and checked with :func:`_matches`."""
+        id_conds, date_field, date_conds, rest = plan
+        n, lo, hi = len(tbl), tbl.lo, tbl.hi
+        a, b = _bounds(id_conds, tbl.keys, 0, hi - lo)
+        a, b = a + lo, b + lo
+        # outside the numeric block (no ID, text or timestamp IDs) every candidate is checked exactly
+        segments = [(0, lo, True), (a, b, False), (hi, n, True)]
+        ranks = candidates(tbl, date_field, date_conds) if date_field else None
+        times = tbl.times[date_field] if date_field else None
+        for first, last, exact in segments:
+            if first >= last:
+                continue
+            if ranks is None:
+                seq: Any = range(first, last)
+            else:
+                seq = ranks[bisect.bisect_left(ranks, first):bisect.bisect_left(ranks, last)]
+            for r in seq:
+                p = tbl.order[r]
+                if tbl.raw[p] is None:  # not an object: listed whatever the filter (as before)
+                    yield p
+                elif exact or rest or (times is not None and times[p] == _ODD_TIME) or tbl.ids[p] != tbl.ids[p]:
+                    if _matches(tbl.row(p), flt):
+                        yield p
+                else:
+                    yield p
 
     def run_list(method: str, params: dict[str, Any]) -> dict[str, Any]:
         flt = params.get("filter") or {}
@@ -357,28 +558,42 @@ def create_app(data_dir: str | Path, *, today: dt.date | None = None, secret: st
         if isinstance(select, str):
             select = [select]
         start = int(params.get("start", 0) or 0)
-        after = flt.get(">ID")
-        if isinstance(after, dict):
-            after = list(after.values())
-        if isinstance(after, list) and after:  # ``>ID`` any of several values = above the smallest
-            nums = [_number(_php_scalar(v)) for v in after]
-            after = None if None in nums else min(nums)
-        after = None if isinstance(after, list | dict) else _number(after)
+        tbl = files[METHODS[method]].load()
         id_asc = isinstance(order, dict) and list(order) == ["ID"] and str(order["ID"]).upper() == "ASC"
-        if start == -1 and after is not None and id_asc:
-            return {"result": [_shape(r, select) for r in fast_page(METHODS[method], flt, after)]}
-        rows = [r for r in files[METHODS[method]].load() if visible(r)]
+        plan = _plan(flt) if id_asc else None
+        if plan is not None:
+            if start == -1:  # the fast path: no count, no offset — stop after one page
+                page = []
+                for p in matching(tbl, flt, plan):
+                    page.append(p)
+                    if len(page) >= page_size:
+                        break
+                return {"result": [_shape(tbl.row(p), select) for p in page]}
+            key = ("all", json.dumps(flt, sort_keys=True, default=str))
+            chosen = tbl.cache.get(key)
+            if chosen is None:  # start/next paging: the matches once, each page a slice of them
+                chosen = list(matching(tbl, flt, plan))
+                _remember(tbl.cache, key, chosen)
+            answer: dict[str, Any] = {"result": [_shape(tbl.row(p), select) for p in chosen[start:start + page_size]],
+                                      "total": len(chosen)}
+            if start + page_size < len(chosen):
+                answer["next"] = start + page_size
+            return answer
+        # anything else (other orders, filters the indexes cannot answer): every record, parsed
+        rows = tbl.rows()
         chosen = [r for r in rows if not isinstance(r, dict) or _matches(r, flt)]
         for name, direction in reversed(list(order.items())):
             chosen.sort(key=lambda r, n=name: _sort_key(r.get(n) if isinstance(r, dict) else None),
                         reverse=str(direction).upper() == "DESC")
-        if start == -1:  # the fast path: no count, no offset
+        if start == -1:
             return {"result": [_shape(r, select) for r in chosen[:page_size]]}
         page = chosen[start:start + page_size]
-        answer: dict[str, Any] = {"result": [_shape(r, select) for r in page], "total": len(chosen)}
+        answer = {"result": [_shape(r, select) for r in page], "total": len(chosen)}
         if start + page_size < len(chosen):
             answer["next"] = start + page_size
         return answer
+
+    app.state.b24_list = run_list  # tests compare it with a reference implementation
 
     def timing(t0: float) -> dict[str, Any]:
         t1 = time.time()
@@ -458,9 +673,17 @@ def create_app(data_dir: str | Path, *, today: dt.date | None = None, secret: st
     return app
 
 
+def _remember(cache: dict, key: Any, value: Any, limit: int = 64) -> None:
+    if len(cache) >= limit:
+        cache.clear()
+    cache[key] = value
+
+
 def _sort_key(value: Any) -> tuple:
+    """Nothing, then numbers, then timestamps, then other text; NaN sorts as its text (a number
+    that equals nothing would leave the order, and bisection on it, undefined)."""
     n = _number(value)
-    if n is not None:
+    if n is not None and n == n:
         return (1, n, "")
     t = _when(value)
     if t is not None:
