@@ -319,6 +319,31 @@ def test_reset_and_truncated_answers_are_retried(data, wh):
     assert wh.execute("select count(*) from raw_bitrix24.deals where is_deleted").fetchone()[0] == 0
 
 
+def test_a_slow_batch_is_waited_for_longer_on_each_retry(data, wh):
+    """A read time-out means the portal is still working: the retry waits twice as long, so a batch
+    that takes 1.5 s passes on the second attempt with a 1 s time-out (the same 1 s again and again
+    would time out on every attempt and pile abandoned requests onto the portal)."""
+    app = app_for(data)
+    app.state.faults.add(path=r"/batch", delay=1.5, times=20)
+    with running(app) as url:
+        bitrix24.extract_load(config(url, entities=["deals"], timeout=1, max_retries=2), "default", WINDOW, wh)
+    assert len(deals_in(wh)) == 120
+    statuses = [e["status"] for e in app.state.b24.requests if e["method"] == "batch"]
+    assert None in statuses  # an answer the client stopped waiting for (max_retries=2: 1 s three times fails)
+    assert statuses.count(200) >= 2
+
+
+def test_a_batch_timeout_can_be_set_apart(data):
+    app = app_for(data)
+    app.state.faults.add(path=r"/batch", delay=1.2, times=1)
+    with running(app) as url:
+        client = client_for(url, timeout=1, batch_timeout=3, max_retries=0)
+        assert client.batch({"d": ("crm.deal.list", {"start": 0})})["d"]["total"] == 120
+        with pytest.raises(bitrix24.Bitrix24Error, match="ReadTimeout"):
+            app.state.faults.add(path=r"/crm.deal.list", delay=1.2, times=1)
+            client.call("crm.deal.list", {"start": 0})
+
+
 def test_an_implausible_mass_deletion_is_refused_and_reported(data, wh):
     with running(app_for(data)) as url:
         bitrix24.extract_load(config(url, entities=["deals"]), "default", WINDOW, wh)

@@ -13,7 +13,8 @@ Connection (Airflow ``bitrix24_default``): host = the incoming webhook
   the history and deleted-ID walks), ``history_batch_rows`` (5000 rows per committed history batch),
   ``detect_deleted`` (``deals, contacts, companies``), ``max_deleted_share`` (0.5: refuse to flag
   more), ``deal_categories`` (pipelines besides the default, for ``DEAL_STAGE_<id>``),
-  ``max_retries`` (6), ``backoff_base`` (1 s), ``timeout`` (30 s), ``entities``;
+  ``max_retries`` (6), ``backoff_base`` (1 s), ``timeout`` (30 s; ``batch_timeout`` the same
+  unless set; a retry after a read time-out waits twice as long, up to 4x), ``entities``;
 * the client-side throttle, mirroring the portal's leaky bucket: ``requests_per_second`` (2, the
   documented drain rate; Enterprise plans drain 5) and ``burst`` (50, the bucket; Enterprise 250).
   ``requests_per_second: 0`` switches the throttle off — only for emulators with their limit lifted

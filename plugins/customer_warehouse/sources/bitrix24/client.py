@@ -19,6 +19,14 @@ The portal's leaky bucket (50 requests, draining 2/s) is mirrored client-side so
 rarely meets 503 ``QUERY_LIMIT_EXCEEDED``; when it does (other integrations share the bucket) it
 backs off and retries, as for 429 (per-method time limit), other 5xx and transport errors — all
 bounded. 401 is final and says why.
+
+Time-outs: a read time-out is not a refusal — the portal is still working on the request we
+abandoned, and it still costs it. A ``batch`` of 50 list commands is legitimately slower than one
+call (deep ``start`` offsets are slow at the portal), so after a read time-out the retry waits
+twice as long as the attempt before (30 s, 60 s, then 120 s at most): re-sending the same work with
+the same too-short patience only piles abandoned requests onto the portal and fails the same way
+every time (the small benchmark's incremental did, seven times). ``batch_timeout`` sets a batch's
+first wait apart from ``timeout`` when a portal is known to be slow.
 """
 
 from __future__ import annotations
@@ -133,10 +141,12 @@ class Bitrix24Client:
     def __init__(self, webhook_url: str, *, capacity: float = 50, drain_rate: float | None = 2.0,
                  max_retries: int = 6, backoff_base: float = 1.0, backoff_max: float = 60.0,
                  timeout: float = 30.0, use_batch: bool = True, batch_size: int = BATCH_MAX,
-                 chain_pages: int = BATCH_MAX):
+                 chain_pages: int = BATCH_MAX, batch_timeout: float | None = None):
         """``capacity``/``drain_rate``: the client-side throttle (burst and requests a second);
         ``drain_rate`` 0 or ``None`` switches it off (emulators and benchmarks only).
-        ``chain_pages``: pages (commands) per ``batch`` of :meth:`id_walk`, 1…50."""
+        ``chain_pages``: pages (commands) per ``batch`` of :meth:`id_walk`, 1…50.
+        ``timeout``/``batch_timeout``: seconds to wait for a call's / a batch's answer (the
+        latter defaults to the former; doubled on each retry after a read time-out, up to 4x)."""
         self.url = webhook_url.rstrip("/")
         self.bucket = shared_bucket(self.url, capacity, drain_rate)
         self.max_retries = max_retries
@@ -144,6 +154,7 @@ class Bitrix24Client:
         self.use_batch = use_batch
         self.batch_size = max(1, min(batch_size, BATCH_MAX))
         self.chain_pages = max(1, min(chain_pages, BATCH_MAX))
+        self.timeout, self.batch_timeout = timeout, batch_timeout or timeout
         self.requests_made = 0
         self._http = httpx.Client(timeout=timeout, headers={"User-Agent": "customer-warehouse/bitrix24"})
 
@@ -163,12 +174,18 @@ class Bitrix24Client:
     def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """POST one method; the whole answer (``result``, ``total``, ``next``, ``time``)."""
         attempt = 0
+        patience = self.batch_timeout if method == "batch" else self.timeout
         while True:
             self.bucket.acquire()
             self.requests_made += 1
             try:
-                resp = self._http.post(f"{self.url}/{method}.json", json=params or {})
+                resp = self._http.post(f"{self.url}/{method}.json", json=params or {},
+                                       timeout=httpx.Timeout(self.timeout, read=patience))
                 data = resp.json()
+            except httpx.ReadTimeout as exc:
+                problem = f"{exc!r} after {patience:.0f}s"
+                base = self.batch_timeout if method == "batch" else self.timeout
+                patience = min(patience * 2, base * 4)  # the portal is busy with it: wait longer
             except (httpx.TransportError, ValueError) as exc:
                 problem = f"{exc!r}"
             else:
