@@ -52,6 +52,10 @@ def test_every_source_is_loaded_before_dbt_and_gate_precedes_publish(dagbag):
     assert dag.get_task("dbt_build").trigger_rule == "none_failed"  # a skipped source does not block
     assert dag.get_task("quality_gate").upstream_task_ids == {"dbt_build"}
     assert dag.get_task("publish").upstream_task_ids == {"quality_gate"}
+    # per-account API quotas: one amoCRM / Bitrix24 unit at a time, the rest up to four in parallel
+    assert dag.get_task("amocrm_load").max_active_tis_per_dagrun == 1
+    assert dag.get_task("bitrix24_load").max_active_tis_per_dagrun == 1
+    assert dag.get_task("metrica_load").max_active_tis_per_dagrun == 4
     outlets = {o.name for o in dag.get_task("publish").outlets}
     assert "marts.customer_profitability" in outlets and "marts.customer_churn" in outlets
 

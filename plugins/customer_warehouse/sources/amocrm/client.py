@@ -90,7 +90,8 @@ _SHARED_LOCK = threading.Lock()
 def shared_throttle(base_url: str, rate: float) -> RequestThrottle | NoThrottle:
     """One throttle per account and rate in this process: the account's limit is shared by every
     client of it, so back-to-back runs (or threads) do not each start with a fresh allowance.
-    Separate processes (parallel Airflow tasks on one account) need an Airflow pool of size 1.
+    Separate processes do not share it: the DAG runs one amoCRM unit at a time
+    (``max_active_tis_per_dagrun=1``); other DAGs using the same account need an Airflow pool of size 1.
     A rate of 0 (or below) means no throttle (emulators and the benchmark only)."""
     if rate <= 0:
         return NoThrottle()
