@@ -282,9 +282,13 @@ def _scope_raw_tables(conn, runnable: list[tuple[TableSpec, list[Check]]], candi
             ident = sql.Identifier(*target)
             batch_ids = sorted({b for src in spec.sources for b in candidates.get(src, [])})
             conn.execute(sql.SQL("drop table if exists {}").format(ident))
+            # A batch's rows carry its transaction's now() as _loaded_at, which is also its ledger
+            # finished_at: the lower bound lets the raw table's BRIN on _loaded_at skip the history.
             conn.execute(sql.SQL("create unlogged table {} as select t.* from {} as t "
-                                 "where t._batch_id = any(%s::uuid[])").format(ident, base),
-                         (batch_ids,))
+                                 "where t._batch_id = any(%s::uuid[]) and t._loaded_at >= ("
+                                 "select min(finished_at) from raw_meta.load_batches "
+                                 "where batch_id = any(%s::uuid[]))").format(ident, base),
+                         (batch_ids, batch_ids))
             conn.execute(sql.SQL("analyze {}").format(ident))
         else:
             target, ident = (spec.schema, spec.table), base
