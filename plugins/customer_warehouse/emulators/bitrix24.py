@@ -659,12 +659,12 @@ def create_app(data_dir: str | Path, *, today: dt.date | None = None, secret: st
                 params.update(parse_php_query(body.decode()))
         with state.lock:
             state.calls.append({"method": method, "params": params})
-        try:
+        try:  # answers are plain JSON already: JSONResponse skips FastAPI's jsonable_encoder walk
             if method == "batch":
-                return {"result": run_batch(params), "time": timing(t0)}
+                return JSONResponse({"result": run_batch(params), "time": timing(t0)})
             if method not in METHODS:
                 return _error(404, "ERROR_METHOD_NOT_FOUND", "Method not found!")
-            return {**run_list(method, params), "time": timing(t0)}
+            return JSONResponse({**run_list(method, params), "time": timing(t0)})
         except (ValueError, TypeError, AttributeError) as exc:
             return _error(400, "INVALID_ARG_VALUE", str(exc))
 
