@@ -8,6 +8,7 @@ STAMP  := $(VENV)/.installed
 UV_VERSION := 0.13.9
 DATE   ?=
 SCALE  ?= small
+BENCH_ARGS ?=
 
 .PHONY: system-deps install demo test test-fast lint evaluate dashboard bench soak lock clean-state help
 
@@ -16,7 +17,7 @@ help:
 	@echo "make test       install and run the whole test suite (what CI runs)"
 	@echo "make evaluate   score the published marts against the demo's hidden truth"
 	@echo "make dashboard  serve the leadership dashboard on localhost"
-	@echo "make bench SCALE=small|medium|large   benchmarks → BENCHMARKS.md, bench/results/latest.json"
+	@echo "make bench SCALE=small|medium|large [BENCH_ARGS=...]   benchmarks → BENCHMARKS.md, bench/results/latest.json"
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version' 
@@ -69,7 +70,7 @@ dashboard: install
 	$(BIN)/python -m customer_warehouse.serving
 
 bench: install
-	$(BIN)/python -m bench --scale $(SCALE)
+	$(BIN)/python -m bench --scale $(SCALE) $(BENCH_ARGS)
 
 soak: install
 	$(BIN)/python -m pytest -q tests/reliability -m soak --soak
