@@ -202,11 +202,15 @@ class Bitrix24Client:
                     raise Bitrix24Error(f"{method}: HTTP {resp.status_code} {error}: {description}")
                 problem = f"HTTP {resp.status_code} {error}"
             attempt += 1
-            if attempt > self.max_retries:
-                raise Bitrix24Error(f"{method}: {problem}; gave up after {attempt} attempts")
-            delay = self._backoff(attempt)
-            log.warning("bitrix24 %s: %s; retry %d in %.1fs", method, problem, attempt, delay)
-            time.sleep(delay)
+            self._wait_to_retry(method, problem, attempt)
+
+    def _wait_to_retry(self, method: str, problem: str, attempt: int) -> None:
+        """Sleep the backoff before retry ``attempt``, or give up past ``max_retries``."""
+        if attempt > self.max_retries:
+            raise Bitrix24Error(f"{method}: {problem}; gave up after {attempt} attempts")
+        delay = self._backoff(attempt)
+        log.warning("bitrix24 %s: %s; retry %d in %.1fs", method, problem, attempt, delay)
+        time.sleep(delay)
 
     def batch(self, commands: dict[str, tuple[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
         """Run up to 50 independent commands in one call: key → {result, total?, next?}."""
@@ -304,11 +308,7 @@ class Bitrix24Client:
                                             f"{error or errors or 'no result'}")
                     if not progressed:  # the batch's first page hit a limit: back off like a 503
                         attempt += 1
-                        if attempt > self.max_retries:
-                            raise Bitrix24Error(f"{method}: {code} in batch; gave up after {attempt} attempts")
-                        delay = self._backoff(attempt)
-                        log.warning("bitrix24 batch %s: %s; retry %d in %.1fs", method, code, attempt, delay)
-                        time.sleep(delay)
+                        self._wait_to_retry(method, f"{code} in batch", attempt)
                     break
                 rows = list(results[key] or [])
                 ids = [i for i in map(_int_id, rows) if i is not None]
