@@ -230,3 +230,45 @@ def test_batch_of_offset_pages_is_fast(tmp_path):
                    for i in range(1, 20_001))
     assert set(got["result_total"].values()) == {expected}
     assert took < 2.0, took
+
+
+def test_a_page_of_the_dated_walk_does_not_copy_the_rest_of_the_table(tmp_path):
+    """The history walk (``>=LAST_UPDATED`` since, ``>ID`` cursor, ``start=-1``): a page near the start
+    of a 60,000-record list allocates about what the page needs. It used to slice (copy) the
+    date-range candidates from the cursor to the end on every page — O(rows left) per page, so the
+    whole walk was quadratic (the medium bench's 534 s of emulator CPU)."""
+    import tracemalloc
+
+    folder = tmp_path / "bitrix24"
+    folder.mkdir()
+    n = 60_000
+    with (folder / "activities.jsonl").open("w", encoding="utf-8") as f:
+        for i in range(1, n + 1):
+            t = dt.datetime(2025, 1, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=7 * i)
+            f.write(json.dumps({"ID": str(i), "LAST_UPDATED": t.isoformat()}) + "\n")
+    app = emulator.create_app(tmp_path, today=TODAY, secret=SECRET, bucket_size=None)
+    run = app.state.b24_list
+    params = {"filter": {">=LAST_UPDATED": "2025-01-01T00:00:00+00:00", ">ID": 0}, "order": {"ID": "ASC"},
+              "start": -1, "select": ["ID"]}
+    assert [r["ID"] for r in run("crm.activity.list", params)["result"]] == [str(i) for i in range(1, 51)]
+    tracemalloc.start()
+    try:
+        for cursor in (50, 100, 30_000):
+            got = run("crm.activity.list", {**params, "filter": {**params["filter"], ">ID": cursor}})["result"]
+            assert [r["ID"] for r in got] == [str(i) for i in range(cursor + 1, cursor + 51)]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 100_000, peak  # a copy of the candidates after ID 50 alone is ~480 kB (list: ~2 MB)
+
+
+def test_the_request_log_keeps_only_the_latest_entries(tmp_path):
+    (tmp_path / "bitrix24").mkdir()
+    (tmp_path / "bitrix24" / "deals.jsonl").write_text('{"ID": "1", "DATE_MODIFY": "2026-01-01T00:00:00+03:00"}\n')
+    for limit, kept in ((3, {3, 4, 5, 6}), (None, {10})):
+        client = TestClient(app := emulator.create_app(tmp_path, today=TODAY, secret=SECRET, bucket_size=None,
+                                                       request_log_limit=limit))
+        for _ in range(10):
+            assert client.post(f"/rest/1/{SECRET}/crm.deal.list.json", json={}).json()["total"] == 1
+        assert len(app.state.b24.requests) in kept and len(app.state.b24.calls) in kept
+        assert app.state.b24.calls[-1] == {"method": "crm.deal.list", "params": {}}

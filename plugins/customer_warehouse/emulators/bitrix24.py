@@ -26,7 +26,8 @@ What it reproduces (docs: /work/shared/reference/sources.md, "Bitrix24 — REST"
   Per-method time limits (429 ``OPERATION_TIME_LIMIT``) are injected with :mod:`.faults`.
 
 Every answer has the ``time`` block. Every request is logged in ``app.state.b24.requests`` (arrival
-time, method, status) and every admitted call in ``app.state.b24.calls`` (method, parameters).
+time, method, status) and every admitted call in ``app.state.b24.calls`` (method, parameters) —
+the latest ``request_log_limit`` (10,000) or so of each, so a long run does not hold them all.
 Memory and speed (a 50-command batch must not be the bottleneck; the portal has indexes): each
 file is kept as its raw JSON lines (bytes) plus compact arrays — numeric ID, ``DATE_MODIFY`` and
 ``LAST_UPDATED`` as UTC microseconds (msgspec reads just those; odd lines take the exact
@@ -34,8 +35,9 @@ file is kept as its raw JSON lines (bytes) plus compact arrays — numeric ID, `
 ordered by ID whose filter is ``>``/``>=``/``<``/``<=`` on ``ID`` and on one of those dates (plus
 any other keys, checked per candidate) bisects both indexes: ``start=-1`` stops after one page,
 ``start``/``next`` paging computes the matches of a filter once and slices them for the following
-pages. Records an index cannot vouch for (no plain number or timestamp) and every other
-filter or order go through :func:`_matches` on the parsed record, as before — same answers
+pages. A page of the ``start=-1`` walk reads a view of the date-range candidates, never a copy of
+the rest of them (that made each page cost O(rows left) and a whole walk quadratic; docs/bitrix24.md).
+Records an index cannot vouch for (no plain number or timestamp) and every other filter or order go through :func:`_matches` on the parsed record, as before — same answers
 (``tests/sources/test_bitrix24_index.py`` compares with a plain implementation). Only the page
 returned is parsed.
 """
@@ -219,6 +221,8 @@ def substitute(value: Any, done: dict[str, dict]) -> Any:
 def _select(row: dict, select: list[str] | None) -> dict:
     if not select:
         select = ["*"]
+    if "*" in select and "UF_*" in select:  # every field: the record itself, as the loop below would give
+        return row
     keep = {"ID"}
     for name in select:
         if name == "*":
@@ -455,6 +459,15 @@ class B24State:
     requests: list[dict[str, Any]] = field(default_factory=list)
     calls: list[dict[str, Any]] = field(default_factory=list)  # served calls: method and parameters
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: keep about the latest N entries of ``requests`` and ``calls`` (None: all); a batch's entry in
+    #: ``calls`` holds its 50 commands, so a long run would otherwise grow with the history it served
+    log_limit: int | None = 10_000
+
+    def log(self, entries: list[dict[str, Any]], entry: dict[str, Any]) -> None:
+        with self.lock:
+            entries.append(entry)
+            if self.log_limit is not None and len(entries) > 2 * self.log_limit:
+                del entries[:len(entries) - self.log_limit]
 
     def admit(self) -> bool:
         """Leaky bucket: True if the request fits, False for QUERY_LIMIT_EXCEEDED."""
@@ -490,13 +503,16 @@ def _error(status: int, code: str, description: str) -> JSONResponse:
 
 
 def create_app(data_dir: str | Path, *, today: dt.date | None = None, secret: str = "demo-secret",
-               bucket_size: float | None = 50, drain_rate: float | None = 2.0, page_size: int = PAGE) -> FastAPI:
+               bucket_size: float | None = 50, drain_rate: float | None = 2.0, page_size: int = PAGE,
+               request_log_limit: int | None = 10_000) -> FastAPI:
     """The emulator app for ``data_dir`` (the demo folder: records in ``data_dir/bitrix24``).
 
-    ``drain_rate=0``/``None`` or ``bucket_size=None``: no request limit (client benchmarks)."""
+    ``drain_rate=0``/``None`` or ``bucket_size=None``: no request limit (client benchmarks).
+    ``request_log_limit``: ``app.state.b24.requests`` and ``.calls`` keep about the latest N
+    entries (between N and 2N); ``None`` keeps every one."""
     root = Path(data_dir)
     horizon = _horizon(root, today)
-    state = B24State(secret, bucket_size, drain_rate)
+    state = B24State(secret, bucket_size, drain_rate, log_limit=request_log_limit)
     app = FastAPI(title="Bitrix24 REST emulator")
     app.state.b24 = state
 
@@ -508,15 +524,16 @@ def create_app(data_dir: str | Path, *, today: dt.date | None = None, secret: st
 
     files = {stem: _File(root / "bitrix24" / f"{stem}.jsonl", visible) for stem in METHODS.values()}
 
-    def candidates(tbl: _Table, field_name: str, conds: list) -> list[int]:
+    def candidates(tbl: _Table, field_name: str, conds: list) -> array:
         """Ranks (``order ID ASC`` positions) of the records the date conditions may keep: the
-        bisected time range plus every record whose value is not a plain timestamp."""
+        bisected time range plus every record whose value is not a plain timestamp (sorted; a
+        compact array, computed once per filter and kept)."""
         key = ("time", field_name, tuple(conds))
         got = tbl.cache.get(key)
         if got is None:
             times, positions, odd = tbl.time_index(field_name)
             a, b = _bounds(conds, times, 0, len(times))
-            got = sorted([tbl.rank[p] for p in positions[a:b]] + odd)
+            got = array("l", sorted([tbl.rank[p] for p in positions[a:b]] + odd))
             _remember(tbl.cache, key, got)
         return got
 
@@ -537,8 +554,8 @@ def create_app(data_dir: str | Path, *, today: dt.date | None = None, secret: st
                 continue
             if ranks is None:
                 seq: Any = range(first, last)
-            else:
-                seq = ranks[bisect.bisect_left(ranks, first):bisect.bisect_left(ranks, last)]
+            else:  # a view, not a copy: a page read from the start of the walk must not cost O(rows left)
+                seq = memoryview(ranks)[bisect.bisect_left(ranks, first):bisect.bisect_left(ranks, last)]
             for r in seq:
                 p = tbl.order[r]
                 if tbl.raw[p] is None:  # not an object: listed whatever the filter (as before)
@@ -572,7 +589,7 @@ def create_app(data_dir: str | Path, *, today: dt.date | None = None, secret: st
             key = ("all", json.dumps(flt, sort_keys=True, default=str))
             chosen = tbl.cache.get(key)
             if chosen is None:  # start/next paging: the matches once, each page a slice of them
-                chosen = list(matching(tbl, flt, plan))
+                chosen = array("l", matching(tbl, flt, plan))
                 _remember(tbl.cache, key, chosen)
             answer: dict[str, Any] = {"result": [_shape(tbl.row(p), select) for p in chosen[start:start + page_size]],
                                       "total": len(chosen)}
@@ -657,8 +674,7 @@ def create_app(data_dir: str | Path, *, today: dt.date | None = None, secret: st
                     return _error(400, "INVALID_REQUEST", "body is not JSON")
             else:
                 params.update(parse_php_query(body.decode()))
-        with state.lock:
-            state.calls.append({"method": method, "params": params})
+        state.log(state.calls, {"method": method, "params": params})
         try:  # answers are plain JSON already: JSONResponse skips FastAPI's jsonable_encoder walk
             if method == "batch":
                 return JSONResponse({"result": run_batch(params), "time": timing(t0)})
@@ -716,5 +732,4 @@ class _RequestLog:
         try:
             await self.app(scope, receive, send_logged)
         finally:
-            with self.state.lock:
-                self.state.requests.append(entry)
+            self.state.log(self.state.requests, entry)
