@@ -135,6 +135,79 @@ def test_a_gx_failure_blocks_and_is_recorded(warehouse_uri, tmp_path):
     assert errors == len([c for c in result.checks if c.status == "error"]) > 10
 
 
+
+def test_failures_inside_one_suite_are_reported_one_by_one(warehouse_uri, tmp_path):
+    """All checks of a table run as one GX suite on one batch: a failing query check and a failing
+    row check next to passing ones each keep their own status, observed value and sample."""
+    with psycopg.connect(warehouse_uri) as conn:
+        sample.load_orders(conn)
+        sample.build_marts(conn)
+        conn.execute("update marts_build.customer_profitability set profit = profit + 1 where customer_id = 'c2'")
+        conn.execute("update marts_build.customer_profitability set customer_share = 1.5 where customer_id = 'c3'")
+        conn.commit()
+
+    result = run_gate(warehouse_uri, ("marts_build",), run_date="2026-11-20", docs_dir=tmp_path / "docs")
+
+    checks = {c.check: c for c in result.checks if c.table == "customer_profitability"}
+    identity = checks["profit_identity"]
+    # the query check: GX counts the offending rows (one query), the gate samples them for the message
+    assert identity.status == "failed" and identity.details["gx"]["observed_value"] == 1
+    assert identity.details["sample"][0]["customer_id"] == "c2" and "vs expected" in identity.observed
+    share = checks["customer_share_range"]
+    assert share.status == "failed" and "1 of 3 rows" in share.observed and "1.5" in share.observed
+    assert {checks[n].status for n in ("revenue_reconciles", "revenue_range", "key_unique", "has_rows")} == {"passed"}
+    assert checks["has_rows"].observed == "3"
+
+
+def test_a_gx_failure_on_one_table_errors_only_its_checks(warehouse_uri, tmp_path, monkeypatch):
+    from great_expectations.datasource.fluent.interfaces import Batch
+
+    validate = Batch.validate
+
+    def broken_for_whale_curve(self, expect, **kwargs):
+        if self.data_asset.name == "marts_build.whale_curve":
+            raise RuntimeError("connection lost")
+        return validate(self, expect, **kwargs)
+
+    monkeypatch.setattr(Batch, "validate", broken_for_whale_curve)
+    with psycopg.connect(warehouse_uri) as conn:
+        sample.load_orders(conn)
+        sample.build_marts(conn)
+
+    result = run_gate(warehouse_uri, ("marts_build",), run_date="2026-11-20", docs_dir=tmp_path / "docs")
+
+    assert not result.passed
+    whale = [c for c in result.checks if c.table == "whale_curve"]
+    assert whale and all(c.status == "error" and "GX failed: RuntimeError: connection lost" in c.observed
+                         for c in whale)
+    assert by_id(result)["marts_build.customer_profitability.revenue_reconciles"].status == "passed"
+
+
+def test_modules_deferred_at_gx_import_still_work_when_used():
+    """scipy.stats and altair are stand-ins after the gate imports GX; the first use imports them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, math\n"
+        "from customer_warehouse.quality import gate\n"
+        "gate._import_gx()\n"
+        "assert isinstance(sys.modules['scipy.stats'], gate._DeferredModule)\n"
+        "assert isinstance(sys.modules['altair'], gate._DeferredModule)\n"
+        "import inspect; inspect.stack()  # walks sys.modules: must not import them\n"
+        "assert isinstance(sys.modules['scipy.stats'], gate._DeferredModule)\n"
+        "from great_expectations.expectations.core import expect_column_kl_divergence_to_be_less_than as kl\n"
+        "assert math.isclose(kl.stats.entropy([0.5, 0.5]), math.log(2))\n"
+        "import scipy.stats\n"
+        "assert not isinstance(sys.modules['scipy.stats'], gate._DeferredModule)\n"
+        "assert scipy.stats.norm.cdf(0) == 0.5 and sys.modules['scipy'].stats is sys.modules['scipy.stats']\n"
+        "from scipy.stats import norm\n"
+        "assert kl.alt.Chart is __import__('altair').Chart\n"
+        "assert not isinstance(sys.modules['altair'], gate._DeferredModule)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+
 # -- batch-scoped raw checks ------------------------------------------------------------------------
 NEW_ORDERS = [("o6", "c1", 250.00, 150.00), ("o7", "c2", 700.00, 400.00)]
 

@@ -2,13 +2,15 @@
 
 Aggregate expectations are preferred (a min() is one scan and one number, not a list of rows);
 the row-level ones that remain (not null, unique, between, in set) are pushed down by GX's SQL
-engine as ``count(*) where not …`` queries. Query checks become ``UnexpectedRowsExpectation``:
-the query returns the offending rows, and passes when it returns none.
+engine as ``count(*) where not …`` queries. Query checks become
+:func:`unexpected_rows_count_class` expectations (GX's ``UnexpectedRowsExpectation``, counting
+only): the query returns the offending rows, and passes when it returns none.
 Every expectation carries its check id in ``meta`` so results map back to the configuration.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from .config import Check
@@ -35,9 +37,33 @@ def to_expectation(check: Check):
         "in_set": lambda: gxe.ExpectColumnValuesToBeInSet(column=p["column"], value_set=p["values"], **common),
         "row_count": lambda: gxe.ExpectTableRowCountToBeBetween(min_value=p.get("min"), max_value=p.get("max"),
                                                                **common),
-        "sql": lambda: gxe.UnexpectedRowsExpectation(unexpected_rows_query=p["query"], **common),
+        "sql": lambda: unexpected_rows_count_class()(unexpected_rows_query=p["query"], **common),
     }
     return builders[check.kind]()
+
+
+@cache
+def unexpected_rows_count_class():
+    """GX's ``UnexpectedRowsExpectation`` that only counts the offending rows.
+
+    The stock one depends on two metrics, the row count *and* the rows themselves (up to 200
+    fetched), so every query check ran its query twice; with the BASIC result format it then
+    drops the rows. The gate samples a failed query check's rows itself (``gate._sql_sample``,
+    five rows, for the observed-vs-expected message), so the count is all it needs from GX: one
+    query per check. Success and result are the stock BASIC ones (``observed_value`` = count);
+    renderers are inherited, so Data Docs show it like the stock expectation. Defined once
+    (GX registers expectation classes by name when they are created).
+    """
+    import great_expectations.expectations as gxe
+
+    class UnexpectedRowsCountExpectation(gxe.UnexpectedRowsExpectation):
+        metric_dependencies = ("unexpected_rows_query.row_count",)
+
+        def _validate(self, metrics: dict, runtime_configuration: dict | None = None, execution_engine=None):
+            count = metrics["unexpected_rows_query.row_count"]
+            return {"success": count == 0, "result": {"observed_value": count}}
+
+    return UnexpectedRowsCountExpectation
 
 
 def _unique(gxe, columns: list[str], common: dict[str, Any]):
