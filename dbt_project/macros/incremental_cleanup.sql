@@ -1,12 +1,10 @@
 {#- Post-hooks of the incremental models: what the raw layer changes without a new _loaded_at
     (so the incremental filter cannot see it) is reconciled here, on every run. -#}
 
-{#- int_interactions_unified: rows merged in a state that is no longer an episode (no party or
-    no time), Bitrix24 activities the loader's deletion scan flagged deleted (mark_deleted
-    updates is_deleted in place, without a new load time), and file interactions that the
-    re-read export no longer holds (crm_files loads are whole snapshots). -#}
+{#- int_interactions_unified: file interactions that the re-read export no longer holds (crm_files
+    loads are whole snapshots, so a vanished row has no batch that could remove it), and Bitrix24
+    activities the loader's deletion scan flagged deleted. -#}
 {% macro interactions_unified_cleanup() -%}
-    delete from {{ this }} where party_node is null or occurred_at is null;
     delete from {{ this }} as existing
     where existing.source = 'bitrix24_activity'
         and not exists (
@@ -47,4 +45,19 @@
     {%- else -%}
     {{ fallback }}
     {%- endif -%}
+{%- endmacro %}
+
+{#- Incremental strategy 'replace_keys' (config incremental_strategy='replace_keys',
+    unique_key='<column>', keep_where='<predicate on the batch>'): target rows whose key is in the
+    batch are deleted, then the batch rows that satisfy keep_where are inserted. A source row that
+    stopped being one (deleted upstream, lost its party or its time) thus leaves the target in the
+    same statement that would have updated it, with no scan of the whole target afterwards. -#}
+{% macro get_incremental_replace_keys_sql(arg_dict) -%}
+    {%- set target = arg_dict['target_relation'] -%}
+    {%- set batch = arg_dict['temp_relation'] -%}
+    {%- set key = adapter.quote(arg_dict['unique_key']) -%}
+    {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+    delete from {{ target }} as existing using {{ batch }} as batch where existing.{{ key }} = batch.{{ key }};
+    insert into {{ target }} ({{ columns }})
+    select {{ columns }} from {{ batch }} where {{ config.get('keep_where', 'true') }}
 {%- endmacro %}

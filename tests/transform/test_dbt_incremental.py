@@ -1,16 +1,20 @@
 """The incremental models after a late change to raw: a nightly incremental build must give the
 same marts (and the same incremental tables) as a full refresh of the same raw data.
 
-The late changes are made the way the loaders make them: a Metrica re-pull replaces a date range
-whole (a visit changed, one vanished, one new), the Bitrix24 deletion scan flags an activity
-``is_deleted`` in place without a new ``_loaded_at``, the CRM file export is re-read whole without
-one interaction, an amoCRM note is upserted with new text, an amoCRM user is renamed.
+The late changes are made the way the loaders make them, each in a load batch the ledger records
+(raw_meta.load_batches, the rows' _loaded_at = the batch's finished_at): a Metrica re-pull replaces
+a date range whole (a visit changed, one vanished, one new), the Bitrix24 deletion scan flags an
+activity ``is_deleted`` in place, the CRM file export is re-read whole without one interaction, an
+amoCRM note is upserted with new text, an amoCRM user is renamed — and a long-running amoCRM
+batch, started ten days ago, commits only now: its rows are older than everything the first build
+read, which a look-back window on _loaded_at would miss.
 """
 
 from __future__ import annotations
 
 import psycopg
 import pytest
+from customer_warehouse.loading.tables import ensure_meta_schema
 from customer_warehouse.transform.dbt import build_all
 from small_raw import MARTS, PORTAL, RUN_DATE, dsn_from_uri, load_small_raw
 
@@ -18,7 +22,19 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 INCREMENTAL = ["int_interactions_unified", "int_web_visits_filtered"]
 
-LATE_CHANGES = """
+LATE_BATCH = "11111111-1111-1111-1111-111111111111"
+LONG_BATCH = "22222222-2222-2222-2222-222222222222"
+
+LATE_CHANGES = f"""
+insert into raw_meta.load_batches (batch_id, source, entity, mode, status, started_at, finished_at)
+values ('{LATE_BATCH}', 'test', 'late changes', 'incremental', 'loaded', now(), now()),
+    ('{LONG_BATCH}', 'amocrm', 'notes', 'history', 'loaded', now() - interval '10 days',
+     now() - interval '10 days');
+-- the long batch: a note that only appears now, stamped with its batch's (old) load time
+insert into raw_amocrm.notes (account, entity_type, id, updated_at, record, _batch_id, _loaded_at)
+select account, entity_type, 777, updated_at, jsonb_set(record, '{{id}}', '777'), '{LONG_BATCH}',
+    now() - interval '10 days'
+from raw_amocrm.notes where id = 2;
 -- Metrica re-pull of 2026-08-20..21: 9002 now lands on /gifts, 9004 is new, 9003 vanished and
 -- with it every visit of 2026-08-21
 delete from raw_metrica.visits where visit_date between '2026-08-20' and '2026-08-21' and visit_id <> '9002';
@@ -27,23 +43,27 @@ insert into raw_metrica.visits (counter_id, visit_date, counter_timezone, visit_
     is_new_user, start_url, page_views, visit_duration, bounce, lastsign_traffic_source, _batch_id)
 values (555, '2026-08-20', 'Europe/Moscow', '9004', 'CID1', '2026-08-20 09:00:00', '0',
     'https://zernoipar.ru/hobby', '2', '60', '0', 'direct', gen_random_uuid());
--- Bitrix24 deletion scan (loader.mark_deleted): in place, the load time stays old
-update raw_bitrix24.activities set is_deleted = true where id = 42;
+-- Bitrix24 deletion scan (loader.mark_deleted): in place, stamped with the scan's batch
+update raw_bitrix24.activities set is_deleted = true, _loaded_at = now(), _batch_id = '{LATE_BATCH}' where id = 42;
 -- the CRM file export re-read whole (a snapshot): I1 is gone
 delete from raw_crm_files.interactions where interaction_id = 'I1';
 update raw_crm_files.interactions set _loaded_at = now();
 -- an amoCRM note edited (upsert: new record, new load time)
-update raw_amocrm.notes set record = jsonb_set(record, '{params}', '{"text": "жалоба: зерно пережарено"}'),
+update raw_amocrm.notes set record = jsonb_set(record, '{{params}}', '{{"text": "жалоба: зерно пережарено"}}'),
     _loaded_at = now() where id = 2;
 -- an amoCRM user renamed
-update raw_amocrm.users set record = jsonb_set(record, '{name}', '"Мария Старшая"'), _loaded_at = now()
+update raw_amocrm.users set record = jsonb_set(record, '{{name}}', '"Мария Старшая"'), _loaded_at = now()
 where id = 501;
 """
 
 
 def _age_raw(conn) -> None:
-    """Make everything landed so far a month old, as if loaded by earlier nights: an incremental
-    run then re-reads only what the late changes touch (plus the lookback)."""
+    """Make everything landed so far a month old, as if loaded by an earlier night's batch (in
+    the ledger): an incremental run then reads only the late changes' batches."""
+    ensure_meta_schema(conn)
+    conn.execute("insert into raw_meta.load_batches (batch_id, source, entity, mode, status, started_at, "
+                 "finished_at) values (gen_random_uuid(), 'test', 'initial', 'full', 'loaded', "
+                 "now() - interval '30 days', now() - interval '30 days')")
     tables = conn.execute(
         "select table_schema, table_name from information_schema.columns "
         "where column_name = '_loaded_at' and table_schema like 'raw\\_%' and table_schema <> 'raw_meta'").fetchall()
@@ -87,10 +107,14 @@ def test_incremental_run_saw_the_late_changes(late_change):
             return conn.execute(query).fetchone()[0]
 
         history = "incremental_result.interaction_history"
-        assert one(f"select count(*) from {history}") == before - 2  # activity 42 and I1 are gone
+        # activity 42 and I1 are gone, note 777 is new
+        assert one(f"select count(*) from {history}") == before - 2 + 1
         assert one(f"select count(*) from {history} where interaction_id in "
                    f"('bitrix24_activity:{PORTAL}:42', 'crm_file_interaction:I1')") == 0
         assert one(f"select is_complaint from {history} where interaction_id like 'amocrm_note:%:contacts:2'")
+        assert one(f"select count(*) from {history} where interaction_id like 'amocrm_note:%:777'") == 1
+        assert one("select count(*) from ops.transform_batches where model = 'int_interactions_unified' "
+                   f"and batch_id in ('{LATE_BATCH}', '{LONG_BATCH}')") == 2
         assert one(f"select count(*) from {history} where source like 'amocrm%' "
                    "and manager_name is distinct from 'Мария Старшая'") == 0
         visits = "incremental_result.int_web_visits_filtered"

@@ -121,8 +121,10 @@ def _failed(summary: dict[str, Any]) -> list[str]:
 
 def run_build(dsn: WarehouseDSN, run_date: dt.date, *, select: str | None = None, exclude: str | None = None,
               full_refresh: bool = False, time_unit: str = "week", variant: str = "bgnbd",
-              artifacts_dir: Path | None = None) -> dict[str, Any]:
-    """``dbt build`` for a node selection; raises DbtBuildError unless everything passed."""
+              artifacts_dir: Path | None = None, test_scope: str = "unaudited") -> dict[str, Any]:
+    """``dbt build`` for a node selection; raises DbtBuildError unless everything passed.
+
+    ``test_scope``: ``unaudited`` (tests on the large facts read tonight's batches only) or ``all``."""
     args: list[str] = []
     if select:
         args += ["--select", select]
@@ -130,7 +132,8 @@ def run_build(dsn: WarehouseDSN, run_date: dt.date, *, select: str | None = None
         args += ["--exclude", exclude]
     if full_refresh:
         args.append("--full-refresh")
-    summary = run_dbt(dsn, "build", args, variables=dbt_vars(run_date, time_unit, variant), artifacts_dir=artifacts_dir)
+    summary = run_dbt(dsn, "build", args, variables=dbt_vars(run_date, time_unit, variant, {"dbt_test_scope": test_scope}),
+                      artifacts_dir=artifacts_dir)
     failed = _failed(summary)
     if not summary["success"] or failed:
         raise DbtBuildError(
@@ -142,7 +145,7 @@ def run_build(dsn: WarehouseDSN, run_date: dt.date, *, select: str | None = None
 
 def build_all(dsn: WarehouseDSN, run_date: dt.date, full_refresh: bool = False,
               time_unit: str = "week", artifacts_dir: Path | None = None,
-              variant: str = "bgnbd") -> dict[str, Any]:
+              variant: str = "bgnbd", test_scope: str = "unaudited") -> dict[str, Any]:
     """The whole transformation for one run date: dbt phase 1, churn fit, dbt phase 2.
 
     ``variant`` is the churn model: ``bgnbd`` (default; Fader–Hardie–Lee 2005, whose parameters on
@@ -155,7 +158,7 @@ def build_all(dsn: WarehouseDSN, run_date: dt.date, full_refresh: bool = False,
     timings: dict[str, float] = {}
     started = time.monotonic()
     first = run_build(dsn, run_date, exclude=f"tag:{CHURN_TAG}+", full_refresh=full_refresh,
-                      time_unit=time_unit, variant=variant, artifacts_dir=artifacts_dir)
+                      time_unit=time_unit, variant=variant, artifacts_dir=artifacts_dir, test_scope=test_scope)
     timings["dbt_base"] = first["seconds"]
 
     t0 = time.monotonic()
@@ -164,7 +167,7 @@ def build_all(dsn: WarehouseDSN, run_date: dt.date, full_refresh: bool = False,
     timings["churn_fit"] = round(time.monotonic() - t0, 2)
 
     second = run_build(dsn, run_date, select=f"tag:{CHURN_TAG}+", full_refresh=full_refresh,
-                       time_unit=time_unit, variant=variant, artifacts_dir=artifacts_dir)
+                       time_unit=time_unit, variant=variant, artifacts_dir=artifacts_dir, test_scope=test_scope)
     timings["dbt_churn_scored"] = second["seconds"]
     timings["total"] = round(time.monotonic() - started, 2)
     return {

@@ -1,23 +1,29 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='merge',
+        incremental_strategy='replace_keys',
         unique_key='interaction_key',
+        keep_where='party_node is not null and occurred_at is not null',
         on_schema_change='append_new_columns',
-        indexes=[{'columns': ['party_node']}, {'columns': ['interaction_key'], 'unique': True}],
-        post_hook=["{{ interactions_unified_cleanup() }}"],
+        indexes=[
+            {'columns': ['party_node']}, {'columns': ['interaction_key'], 'unique': True},
+            {'columns': ['source']},
+        ],
+        pre_hook=["{{ new_batches_snapshot() }}"],
+        post_hook=["{{ new_batches_consumed() }}", "{{ interactions_unified_cleanup() }}"],
     )
 }}
 -- Every contact episode from every source in one shape: amoCRM notes, tasks and events,
 -- Bitrix24 activities, file interactions. party_node is the identity node the episode hangs on
 -- (a deal, contact, company or file customer); the customer (and an amoCRM user's name) is
 -- resolved downstream, so an identity merge or a renamed user never leaves stale values in this
--- incremental table. Incremental on the load time of the raw rows (merge by interaction_key,
--- with a lookback for late loads). What the raw layer changes without a new load time is
--- reconciled on every run (macro interactions_unified_cleanup): Bitrix24 activities flagged
--- deleted (or restored) by the loader's deletion scan, file interactions gone from the re-read
--- export, and rows that no longer have a party or a time. `dbt build --full-refresh` rebuilds
--- everything (needed after a change of the interaction_types / complaint_patterns seeds).
+-- incremental table. Incremental on the load batches this model has not read yet (macros
+-- new_batches.sql): their rows replace the stored rows with the same key, and a row that is no
+-- longer an episode (no party, no time, a Bitrix24 activity the deletion scan flagged — the
+-- loader stamps the flag with its batch) removes the stored one (strategy replace_keys, macros/
+-- incremental_cleanup.sql). File interactions gone from the re-read export are removed by the
+-- post-hook interactions_unified_cleanup. `dbt build --full-refresh` rebuilds everything (needed
+-- after a change of the interaction_types / complaint_patterns seeds).
 with amo_notes as (select * from {{ ref('stg_amocrm__notes') }}),
 amo_tasks as (select * from {{ ref('stg_amocrm__tasks') }}),
 amo_events as (select * from {{ ref('stg_amocrm__events') }}),
@@ -93,11 +99,14 @@ unioned as (
     select
         activity_key as interaction_key,
         'bitrix24_activity' as source,
-        case owner_type
-            when 'deal' then 'bitrix24_deal:'
-            when 'contact' then 'bitrix24_contact:'
-            when 'company' then 'bitrix24_company:'
-        end || portal || ':' || owner_id as party_node,
+        -- a deleted activity hangs on no party: it is not an episode (and replace_keys drops it)
+        case when not is_deleted then
+            case owner_type
+                when 'deal' then 'bitrix24_deal:'
+                when 'contact' then 'bitrix24_contact:'
+                when 'company' then 'bitrix24_company:'
+            end || portal || ':' || owner_id
+        end as party_node,
         case when owner_type = 'deal' then 'bitrix24_deal:' || portal || ':' || owner_id end as deal_key,
         occurred_at,
         type_id as raw_type,
@@ -109,7 +118,6 @@ unioned as (
         concat_ws(' ', subject, description) as body_text,
         _loaded_at
     from b24_activities
-    where not is_deleted
     union all
     select
         interaction_key,
@@ -131,16 +139,8 @@ unioned as (
 new_rows as (
     select * from unioned
     {% if is_incremental() %}
-    -- rows that became invalid are merged too and then deleted by the post-hook
-    where _loaded_at > (
-            select coalesce(max(_loaded_at), cast('1900-01-01' as timestamptz))
-                - interval '{{ var("incremental_lookback_days") }} days'
-            from {{ this }}
-        )
-        -- a Bitrix24 activity un-flagged as deleted keeps its old load time
-        or (source = 'bitrix24_activity' and not exists (
-            select 1 from {{ this }} as existing where existing.interaction_key = unioned.interaction_key
-        ))
+    -- rows that stopped being episodes come too: replace_keys removes their stored versions
+    where _loaded_at >= {{ new_batches_since() }}
     {% else %}
     where party_node is not null and occurred_at is not null
     {% endif %}

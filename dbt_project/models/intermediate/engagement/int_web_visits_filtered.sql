@@ -5,11 +5,13 @@
         replace_from_column='visit_date',
         on_schema_change='append_new_columns',
         indexes=[{'columns': ['client_id']}, {'columns': ['visit_date']}],
+        pre_hook=["{{ new_batches_snapshot() }}"],
+        post_hook=["{{ new_batches_consumed() }}"],
     )
 }}
 -- Metrica visits with a stable key, up to run_date. Large, so incremental: the loader replaces
--- Metrica dates whole (a lookback window every night), so a run finds the earliest visit date
--- (re)loaded since the previous run (minus a lookback) and replaces everything from that date on
+-- Metrica dates whole (a lookback window every night), so a run finds the earliest visit date in
+-- the load batches it has not read yet (macros/new_batches.sql) and replaces everything from that date on
 -- (strategy replace_from, macros/incremental_cleanup.sql) — visits that settled late, changed
 -- or vanished are corrected. The loaded-since filter reads the raw table, not the staging view:
 -- through the view's row_number() it would sort every visit. `--full-refresh` rebuilds all.
@@ -20,11 +22,7 @@ with visits as (
         and visit_date >= (
             select min(visit_date)
             from {{ raw_or('raw_metrica', 'visits', ref('stg_metrica__visits')) }}
-            where _loaded_at > (
-                select coalesce(max(_loaded_at), cast('1900-01-01' as timestamptz))
-                    - interval '{{ var("incremental_lookback_days") }} days'
-                from {{ this }}
-            )
+            where _loaded_at >= {{ new_batches_since() }}
         )
     {% endif %}
 ),
