@@ -55,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
                         "the clients' self-throttles are off (connection extras), so the run measures our "
                         "pipeline; the API requests are counted and their cost at the documented limits "
                         "reported. real: the documented quotas, as the emulators enforce them")
+    p.add_argument("--pgdata", type=Path, help="the bench's PostgreSQL cluster (default .warehouse/bench-pgdata); "
+                   "one bench at a time per cluster")
     p.add_argument("--no-tuning", action="store_true", help="PostgreSQL defaults instead of bench/pg.py TUNING")
     p.add_argument("--results-dir", type=Path, default=ROOT / "bench" / "results")
     p.add_argument("--markdown", type=Path, default=ROOT / "BENCHMARKS.md",
@@ -161,7 +163,7 @@ def run(args) -> dict[str, Any]:
     full_day, incr_day = args.day, args.day + dt.timedelta(days=1)
     started = time.time()
 
-    server = BenchServer(tuned=not args.no_tuning)
+    server = BenchServer(tuned=not args.no_tuning, pgdata=args.pgdata)
     say(f"bench PostgreSQL {server.version()} in {server.pgdata} ({'tuned' if server.tuned else 'defaults'})")
     result: dict[str, Any] = {"scale": scale, "seed": args.seed, "customers_override": args.customers,
                               "started_at": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(timespec="seconds"),

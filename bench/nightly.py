@@ -147,7 +147,7 @@ def run_nightly(label: str, day: dt.date, data_dir: Path, env: dict[str, str], w
                          work / "logs" / f"{label}-{stage}.log")
         result = _read(out)
         if stage == "transform":
-            m.extra.update(timings=result.get("timings"), nodes=result.get("nodes"))
+            m.extra.update(timings=result.get("timings"), nodes=result.get("nodes"), slowest_nodes=result.get("slowest_nodes"))
         if stage == "gate":
             m.extra.update(passed=result.get("passed"), checks=_count_checks(result))
         stages.append(_checked(m, result))

@@ -8,7 +8,9 @@ listed in :data:`TUNING` and explained in docs/tuning.md; ``--no-tuning`` measur
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 from pathlib import Path
 
 import psycopg
@@ -30,11 +32,12 @@ TUNING: dict[str, str] = {
 
 
 class BenchServer:
-    def __init__(self, tuned: bool = True):
+    def __init__(self, tuned: bool = True, pgdata: Path | None = None):
         import pgserver
 
         logging.getLogger("pgserver").setLevel(logging.WARNING)
-        self.pgdata = state_dir(".warehouse") / "bench-pgdata"
+        self.pgdata = pgdata or state_dir(".warehouse") / "bench-pgdata"
+        self._lock = _exclusive(self.pgdata)
         self.server = pgserver.get_server(self.pgdata, cleanup_mode="stop")
         self.tuned = tuned
         self.settings = self._apply_settings(TUNING if tuned else {k: None for k in TUNING})
@@ -89,6 +92,24 @@ class BenchServer:
         import pgserver._commands as commands
 
         return Path(commands.POSTGRES_BIN_PATH) / "psql"
+
+
+def _exclusive(pgdata: Path):
+    """Hold a lock on ``pgdata`` for this bench's lifetime. Two benches on one cluster would
+    restart or stop it under each other (each stops it when it ends) and measure each other."""
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(pgdata.parent / f"{pgdata.name}.lock", "a+")  # noqa: SIM115 — held until exit
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        raise SystemExit(f"another bench is using {pgdata} (pid {handle.read().strip() or '?'}); wait for it, "
+                         "or give this one its own cluster with --pgdata DIR") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
 
 
 def connection_json(dsn: WarehouseDSN) -> str:

@@ -37,7 +37,11 @@ def _transform(args) -> dict[str, Any]:
     from customer_warehouse import pipeline
 
     out = pipeline.transform(args.date)
-    return {"timings": out.get("timings"), "nodes": len(out.get("results") or [])}
+    nodes = out.get("results") or []
+    # where the build's time goes: the slowest models and tests, to tune by
+    slowest = sorted(nodes, key=lambda n: n.get("seconds") or 0, reverse=True)[:15]
+    return {"timings": out.get("timings"), "nodes": len(nodes),
+            "slowest_nodes": [{"node": n["unique_id"], "seconds": n["seconds"]} for n in slowest]}
 
 
 def _gate(args) -> dict[str, Any]:
