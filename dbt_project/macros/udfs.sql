@@ -37,4 +37,66 @@
         return factor * total;
     end;
     $fn$;
+
+    {{ identity_components_udf() }}
+{% endmacro %}
+
+{#- udf.cw_identity_components(edges, max_passes): connected components of the identity graph,
+    as (node_key, component_key = the smallest node key of its component). `edges` holds text
+    columns node_a, node_b in both directions with a self-loop per node.
+
+    Semi-naive label propagation: nodes are numbered in key order (so the smallest number is the
+    smallest key and the passes compare 8-byte integers), every node starts with the smallest
+    neighbour, and each pass offers the labels lowered in the previous pass to their neighbours
+    only (an index on the edges finds them). Labels only decrease, so a pass that lowers nothing is
+    the fixed point: every edge joins equal labels. Customers' components are small, so after the
+    first pass the work is a few thousand rows, where fixed passes over every edge cost a full
+    hash aggregate each; max_passes bounds pathological chains (the singular test
+    assert_identity_resolution_converged then fails rather than merging half a component). -#}
+{% macro identity_components_udf() %}
+    create or replace function udf.cw_identity_components(edges regclass, max_passes integer)
+    returns table (node_key text, component_key text)
+    language plpgsql volatile
+    as $fn$
+    declare
+        changed bigint;
+        pass integer := 0;
+    begin
+        drop table if exists pg_temp.cw_nodes, pg_temp.cw_edges, pg_temp.cw_labels, pg_temp.cw_changed, pg_temp.cw_offered;
+        execute format('create temp table cw_nodes on commit drop as '
+                       'select node_a as node_key, row_number() over (order by node_a) as node_id '
+                       'from %s where node_a = node_b', edges);
+        execute format('create temp table cw_edges on commit drop as '
+                       'select a.node_id as node_a, b.node_id as node_b from %s as e '
+                       'join cw_nodes as a on a.node_key = e.node_a join cw_nodes as b on b.node_key = e.node_b', edges);
+        create index on cw_edges (node_b);
+        analyze cw_nodes;
+        analyze cw_edges;
+        create temp table cw_labels on commit drop as
+            select e.node_a as node, min(e.node_b) as label from cw_edges as e group by e.node_a;
+        alter table cw_labels add primary key (node);
+        create temp table cw_changed on commit drop as select node, label from cw_labels;
+        loop
+            pass := pass + 1;
+            create temp table cw_offered on commit drop as
+                select e.node_a as node, min(c.label) as label
+                from cw_changed as c join cw_edges as e on e.node_b = c.node
+                group by e.node_a;
+            truncate cw_changed;
+            with lowered as (
+                update cw_labels as l set label = o.label from cw_offered as o
+                where l.node = o.node and o.label < l.label
+                returning l.node, l.label
+            )
+            insert into cw_changed select node, label from lowered;
+            get diagnostics changed = row_count;
+            drop table cw_offered;
+            analyze cw_changed;
+            exit when changed = 0 or pass >= max_passes;
+        end loop;
+        return query
+            select n.node_key, c.node_key from cw_labels as l
+            join cw_nodes as n on n.node_id = l.node join cw_nodes as c on c.node_id = l.label;
+    end
+    $fn$;
 {% endmacro %}

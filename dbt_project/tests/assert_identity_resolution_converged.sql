@@ -1,4 +1,4 @@
--- Label propagation ran a bounded number of passes (var identity_passes). If any edge still
+-- Label propagation stops at convergence or after var identity_passes passes. If any edge still
 -- joins two different components, the graph needed more passes: raise identity_passes.
 select
     edges.node_a,
