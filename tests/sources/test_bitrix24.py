@@ -532,3 +532,84 @@ def test_throttle_settings_from_the_connection():
     bucket = bitrix24.LeakyBucket(off["capacity"], off["drain_rate"], sleep=no_sleep)
     for _ in range(1000):
         bucket.acquire()
+
+
+# -- the deletion scan streams the listed IDs into PostgreSQL --------------------------------------
+def ids_deleted(wh) -> set[int]:
+    return {r[0] for r in wh.execute("select id from raw_bitrix24.deals where is_deleted").fetchall()}
+
+
+def detail_of(wh, results, entity: str = "deals") -> dict:
+    batch = [r for r in results if r.entity == entity][-1]
+    return wh.execute("select detail from raw_meta.load_batches where batch_id = %s", (batch.batch_id,)).fetchone()[0]
+
+
+def test_deletion_scan_flags_restores_and_guards_with_ids_over_many_pages(data, wh, monkeypatch):
+    """IDs arrive over many pages and batches (2 pages a batch) and are staged in chunks of 7: the
+    flags, restores, the guard and ``ids_listed`` are what the whole ID set gave — and the set of
+    every ID is never built (its memory grew with the portal's history)."""
+    def every_id_at_once(*args, **kwargs):
+        raise AssertionError("the deletion scan must not hold every ID of a list")
+
+    monkeypatch.setattr(bitrix24.Bitrix24Client, "list_ids", every_id_at_once)
+    monkeypatch.setattr(bitrix24.loader.ListedIds, "CHUNK", 7)
+    too_big = {"ID": "99999999999999999999", "DATE_MODIFY": when(3)}  # listed, quarantined, never stored
+    write(data, "deals", [*deals(260), too_big])
+    with running(app_for(data)) as url:
+        cfg = config(url, entities=["deals"], chain_pages=2)
+        first = detail_of(wh, bitrix24.extract_load(cfg, "default", WINDOW, wh))
+        assert (first["ids_listed"], first["flagged_deleted"], first["restored"]) == (261, 0, 0)
+        wh.commit()
+        # deals on the first, a middle and the last page deleted in the portal
+        write(data, "deals", [d for d in deals(260) if int(d["ID"]) not in (7, 130, 260)])
+        second = detail_of(wh, bitrix24.extract_load(cfg, "default", NEXT_WINDOW, wh))
+        assert (second["ids_listed"], second["flagged_deleted"], second["restored"]) == (257, 3, 0)
+        assert ids_deleted(wh) == {7, 130, 260}
+        wh.commit()
+        # 130 restored from the recycle bin
+        write(data, "deals", [d for d in deals(260) if int(d["ID"]) not in (7, 260)])
+        third = detail_of(wh, bitrix24.extract_load(cfg, "default", NEXT_WINDOW, wh))
+        assert (third["ids_listed"], third["flagged_deleted"], third["restored"]) == (258, 0, 1)
+        assert ids_deleted(wh) == {7, 260}
+        wh.commit()
+        # a listing that lost most of its pages: refused, nothing flagged, counts reported
+        write(data, "deals", deals(100))
+        guarded = detail_of(wh, bitrix24.extract_load(cfg, "default", NEXT_WINDOW, wh))
+        assert guarded["ids_listed"] == 100 and "flagged_deleted" not in guarded
+        assert guarded["deletion_guard"] == {"would_flag": 159, "live": 258}  # 101…259
+        assert ids_deleted(wh) == {7, 260}
+    assert wh.execute("select to_regclass('pg_temp.b24_listed_ids')").fetchone()[0] is None  # dropped
+
+
+def test_listed_ids_count_distinct_ids_and_keep_out_of_range_ones_apart(wh):
+    with wh.transaction(), bitrix24.loader.ListedIds(wh, chunk=3) as listed:
+        listed.add([1, 2, 3, 3])
+        listed.add([2 ** 70, 4, -(2 ** 70)])
+        listed.add([2 ** 70, 1])
+        listed.done()
+        assert listed.count() == 6  # 1, 2, 3, 4 and the two that no bigint holds
+        assert wh.execute("select array_agg(id order by id) from pg_temp.b24_listed_ids").fetchone()[0] == \
+            [1, 1, 2, 3, 3, 4]
+    assert wh.execute("select to_regclass('pg_temp.b24_listed_ids')").fetchone()[0] is None
+
+
+def test_answers_are_freed_without_waiting_for_the_cyclic_gc(data):
+    """httpx 0.28 ties each response to its stream in a reference cycle; the client breaks it, so a
+    read answer (a history batch: megabytes) goes as soon as it is dropped, not at the next full
+    collection — the loader's memory grew with the history it read."""
+    import gc
+
+    import httpx
+
+    write(data, "deals", deals(260))
+    with running(app_for(data)) as url, client_for(url, chain_pages=2) as client:
+        gc.collect()
+        gc.disable()
+        try:
+            rows = sum(len(p.rows) for p in client.id_walk("crm.deal.list", {"select": ["*", "UF_*"]}))
+            client.call("crm.deal.list", {"start": 0})
+            alive = sum(isinstance(o, httpx.Response) for o in gc.get_objects())
+        finally:
+            gc.enable()
+    assert rows == 260 and client.requests_made == 4
+    assert alive == 0

@@ -10,8 +10,8 @@ Three ways to read a list, each where it pays:
   slow), one request per 50 rows.
 * :meth:`Bitrix24Client.id_walk` — the same walk, 50 pages per request: one ``batch`` whose command
   ``pK`` filters ``>ID $result[pK-1][49][ID]`` (the last ID of the page before, substituted by the
-  portal while the batch runs). Used for history loads and, selecting only ``ID``, for the ID set
-  that finds deleted records (:meth:`Bitrix24Client.list_ids`). A short page ends the walk and
+  portal while the batch runs). Used for history loads and, selecting only ``ID``, for the IDs
+  that find deleted records (:meth:`Bitrix24Client.id_pages`, streamed page by page). A short page ends the walk and
   everything later in that batch is dropped: the portal does not fail a reference to a row that
   is not there, it substitutes what it reached (docs/bitrix24.md), so those commands list garbage.
 
@@ -135,6 +135,16 @@ def _int_id(row: Any) -> int | None:
     return None
 
 
+def _unbind(resp: httpx.Response) -> None:
+    """Let a read response go when the caller drops it. httpx 0.28 binds a response and its stream
+    in a reference cycle (``response.stream`` → ``BoundSyncStream`` → ``response``; encode/httpx
+    PR #3733), so every answer — a history batch is ~2.5 MB of body plus its text — waited for a
+    full cyclic garbage collection: the loader's memory grew with the history it read (deals at
+    80,000 customers: 11 → 47 MB traced over 29 committed chunks). The body is already read (not a
+    streamed request), so an empty stream takes the bound one's place and the cycle is gone."""
+    resp.stream = httpx.ByteStream(b"")
+
+
 class Bitrix24Client:
     """One portal. ``webhook_url`` is ``https://portal/rest/<user_id>/<secret>``."""
 
@@ -181,6 +191,7 @@ class Bitrix24Client:
             try:
                 resp = self._http.post(f"{self.url}/{method}.json", json=params or {},
                                        timeout=httpx.Timeout(self.timeout, read=patience))
+                _unbind(resp)
                 data = resp.json()
             except httpx.ReadTimeout as exc:
                 problem = f"{exc!r} after {patience:.0f}s"
@@ -327,7 +338,13 @@ class Bitrix24Client:
                 if chained != last:  # the next command's cursor was not this page's highest ID
                     break
 
+    def id_pages(self, method: str, flt: dict[str, Any] | None = None) -> Iterator[list[int]]:
+        """Every ID of a list, one page (≤ 50 IDs) at a time: the :meth:`id_walk` selecting only
+        ``ID`` (2,500 IDs a request). Nothing but the current batch is held, whatever the list's size."""
+        for page in self.id_walk(method, {"filter": dict(flt or {}), "select": ["ID"]}):
+            yield [i for i in map(_int_id, page.rows) if i is not None]
+
     def list_ids(self, method: str, flt: dict[str, Any] | None = None) -> set[int]:
-        """Every ID of a list: the :meth:`id_walk` selecting only ``ID`` (2,500 IDs a request)."""
-        return {i for page in self.id_walk(method, {"filter": dict(flt or {}), "select": ["ID"]})
-                for i in map(_int_id, page.rows) if i is not None}
+        """Every ID of a list as a set (:meth:`id_pages`); it grows with the list — the loader's
+        deletion scan streams :meth:`id_pages` into the database instead."""
+        return {i for ids in self.id_pages(method, flt) for i in ids}

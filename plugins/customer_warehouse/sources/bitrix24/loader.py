@@ -16,10 +16,12 @@
     to the chained ID cursor). Upserts keep the newest ``DATE_MODIFY``, so the same window twice gives
     identical tables.
 * Deleted records are not listed by Bitrix24: after each load of deals, contacts and companies
-  the full ID set (``select: [ID]``, the same chained walk) is compared with the table; IDs gone from the
+  every ID (``select: [ID]``, the same chained walk) is streamed page by page into a temporary
+  table (COPY, :class:`ListedIds`) and compared with the table by anti-joins; IDs gone from the
   portal get ``is_deleted = true`` (and back to false if they reappear). A listing that would flag
   more than ``max_deleted_share`` (half) of the live records is refused and reported instead: a
-  lost page must not read as a mass deletion.
+  lost page must not read as a mass deletion. The loader never holds the IDs of a whole list, so
+  its memory does not grow with the portal's history.
 
 Records that are not objects, lack an integer ``ID`` or have an unreadable ``DATE_MODIFY`` are
 quarantined with the reason. The ledger detail reports ``UF_*`` fields with no definition in
@@ -28,10 +30,11 @@ quarantined with the reason. The ledger detail reports ``UF_*`` fields with no d
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -240,8 +243,11 @@ class Landing:
         self.table = raw_table(ent)
         self.columns = self.table.column_names
         self.rows: list[tuple] = []
-        self.keys: set[str] = set()
-        self.ids: set[int] = set()
+        self.keys: set[str] = set()  # top-level field names: bounded by the schema, not the rows
+        # IDs landed: all of them only for the (small) reference lists, which flag what they miss;
+        # a changing list needs just the highest (history resumes after it)
+        self.ids: set[int] | None = set() if ent.reference else None
+        self.max_id: int | None = None
         self._id_at = self.columns.index("id")
 
     def add_page(self, page: Page) -> None:
@@ -257,7 +263,11 @@ class Landing:
             self.batch.quarantine(str(why), raw, row_number=number, source_part=part)
             return
         self.keys.update(item)
-        self.ids.add(row[self._id_at])
+        key = row[self._id_at]
+        if self.ids is not None:
+            self.ids.add(key)
+        if self.max_id is None or key > self.max_id:
+            self.max_id = key
         self.rows.append(row)
         if len(self.rows) >= FLUSH_ROWS:
             self.flush(part)
@@ -295,33 +305,101 @@ def _known_userfields(conn, portal: str) -> set[str]:
     return {r[0] for r in rows if r[0]}
 
 
-def _storable(listed: Iterable[int]) -> list[int]:
-    """The listed IDs a bigint column can hold (others were quarantined, never stored), sorted."""
-    return sorted({i for i in listed if BIGINT_MIN <= i <= BIGINT_MAX})
+class ListedIds:
+    """The IDs a portal lists, streamed into a temporary table (``pg_temp.b24_listed_ids``) by COPY
+    in chunks of ``chunk`` IDs, so the deletion scan holds one chunk, never the whole list.
+
+    Use inside the batch's transaction: ``with ListedIds(conn) as listed: listed.add(ids); …``.
+    The table is dropped on leaving; if the transaction fails, its rollback drops it. IDs a bigint
+    column cannot hold (their records were quarantined, never stored) are not staged, only counted
+    (there are few). ``count()`` is the number of distinct IDs listed, as ``len(set(…))`` was."""
+
+    TABLE = "b24_listed_ids"
+    CHUNK = 10_000
+
+    def __init__(self, conn, chunk: int | None = None):
+        self.conn, self.chunk = conn, chunk or self.CHUNK
+        self._buf: list[int] = []
+        self._outside: set[int] = set()
+        self._count: int | None = None
+
+    def __enter__(self) -> ListedIds:
+        self.conn.execute(f"drop table if exists pg_temp.{self.TABLE}")
+        self.conn.execute(f"create temp table {self.TABLE} (id bigint not null)")
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            self.conn.execute(f"drop table if exists pg_temp.{self.TABLE}")
+        return False  # on an error the transaction is rolled back, and the table with it
+
+    def add(self, ids: Iterable[int]) -> None:
+        for i in ids:
+            if BIGINT_MIN <= i <= BIGINT_MAX:
+                self._buf.append(i)
+                if len(self._buf) >= self.chunk:
+                    self._flush()
+            else:
+                self._outside.add(i)
+
+    def _flush(self) -> None:
+        if self._buf:
+            with self.conn.cursor() as cur, cur.copy(f"copy pg_temp.{self.TABLE} (id) from stdin") as cp:
+                cp.write("".join(f"{i}\n" for i in self._buf))
+            self._buf.clear()
+        self._count = None
+
+    def done(self) -> ListedIds:
+        """Every ID is in: flush, and give the planner the table's size (temp tables get no autovacuum)."""
+        self._flush()
+        self.conn.execute(f"analyze pg_temp.{self.TABLE}")
+        return self
+
+    def count(self) -> int:
+        if self._count is None:
+            self._flush()
+            n = self.conn.execute(f"select count(distinct id) from pg_temp.{self.TABLE}").fetchone()[0]
+            self._count = n + len(self._outside)
+        return self._count
 
 
-def would_delete(conn, table: RawTable, portal: str, listed: Iterable[int]) -> tuple[int, int]:
-    """(rows that would be flagged deleted, live rows) — for the mass-deletion guard."""
+@contextlib.contextmanager
+def _staged(conn, listed: Iterable[int] | ListedIds) -> Iterator[ListedIds]:
+    """``listed`` as a filled :class:`ListedIds`: the one given, or a new one for the iterable."""
+    if isinstance(listed, ListedIds):
+        yield listed
+        return
+    with ListedIds(conn) as staged:
+        staged.add(listed)
+        yield staged.done()
+
+
+def would_delete(conn, table: RawTable, portal: str, listed: Iterable[int] | ListedIds) -> tuple[int, int]:
+    """(rows that would be flagged deleted, live rows) — for the mass-deletion guard. ``listed``:
+    the listed IDs (any iterable; staged into a temporary table) or a filled :class:`ListedIds`."""
     target = sql.Identifier(SCHEMA, table.name)
-    # an anti-join on the unnested list, not ``id <> all(%s)``: that compares every row with every
-    # listed ID (40,000 × 40,000 took 1.8 s; quadratic beyond)
-    row = conn.execute(sql.SQL("select count(*) filter (where l.id is null), count(*) from {} as t "
-                               "left join unnest(%s::bigint[]) as l(id) on l.id = t.id "
-                               "where t.portal = %s and not t.is_deleted").format(target),
-                       (_storable(listed), portal)).fetchone()
+    with _staged(conn, listed):
+        # a hash anti-join on the staged IDs (deduplicated), not ``id <> all(array)``: that compares
+        # every row with every listed ID (40,000 × 40,000 took 1.8 s; quadratic beyond)
+        row = conn.execute(sql.SQL("select count(*) filter (where l.id is null), count(*) from {} as t "
+                                   "left join (select distinct id from pg_temp.{}) as l on l.id = t.id "
+                                   "where t.portal = %s and not t.is_deleted")
+                           .format(target, sql.Identifier(ListedIds.TABLE)), (portal,)).fetchone()
     return row[0], row[1]
 
 
-def mark_deleted(conn, table: RawTable, portal: str, listed: Iterable[int]) -> tuple[int, int]:
-    """Flag rows whose id the portal no longer lists; unflag those listed again. (flagged, restored)"""
-    ids = _storable(listed)
+def mark_deleted(conn, table: RawTable, portal: str, listed: Iterable[int] | ListedIds) -> tuple[int, int]:
+    """Flag rows whose id the portal no longer lists; unflag those listed again. (flagged, restored)
+    ``listed`` as for :func:`would_delete`."""
     target = sql.Identifier(SCHEMA, table.name)
-    flagged = conn.execute(sql.SQL("update {} as t set is_deleted = true where t.portal = %s and not t.is_deleted "
-                                   "and not exists (select from unnest(%s::bigint[]) as l(id) where l.id = t.id)")
-                           .format(target), (portal, ids)).rowcount
-    restored = conn.execute(sql.SQL("update {} as t set is_deleted = false from unnest(%s::bigint[]) as l(id) "
-                                    "where t.portal = %s and t.is_deleted and t.id = l.id").format(target),
-                            (ids, portal)).rowcount
+    with _staged(conn, listed):
+        staged = sql.Identifier(ListedIds.TABLE)
+        flagged = conn.execute(sql.SQL("update {} as t set is_deleted = true where t.portal = %s and not t.is_deleted "
+                                       "and not exists (select from pg_temp.{} as l where l.id = t.id)")
+                               .format(target, staged), (portal,)).rowcount
+        restored = conn.execute(sql.SQL("update {} as t set is_deleted = false where t.portal = %s and t.is_deleted "
+                                        "and exists (select from pg_temp.{} as l where l.id = t.id)")
+                                .format(target, staged), (portal,)).rowcount
     return flagged, restored
 
 
@@ -442,7 +520,8 @@ class Run:
                         break
                 else:
                     done = True
-                last_id = max([last_id, *landing.ids])
+                if landing.max_id is not None:
+                    last_id = max(last_id, landing.max_id)
                 if done:
                     self.after_complete(ent, landing)
                     set_state(self.conn, SOURCE, self.portal, f"hwm:{ent.name}", target)
@@ -457,17 +536,21 @@ class Run:
         if ent.name not in self.settings.detect_deleted:
             return
         landing.flush()
-        listed = self.client.list_ids(ent.method)
-        missing, live = would_delete(self.conn, landing.table, self.portal, listed)
-        if missing > 10 and missing > self.settings.max_deleted_share * live:
-            # an ID listing that lost pages would wipe live records: refuse, loudly, keep the load
-            log.error("bitrix24[%s] %s: %d of %d records would be flagged deleted (> %.0f%%); not flagging — "
-                      "check the portal, or raise extra.max_deleted_share for a real mass deletion",
-                      self.portal, ent.name, missing, live, 100 * self.settings.max_deleted_share)
-            landing.batch.detail.update(ids_listed=len(listed), deletion_guard={"would_flag": missing, "live": live})
-            return
-        flagged, restored = mark_deleted(self.conn, landing.table, self.portal, listed)
-        landing.batch.detail.update(ids_listed=len(listed), flagged_deleted=flagged, restored=restored)
+        with ListedIds(self.conn) as listed:  # page by page into a temporary table, never a set in memory
+            for ids in self.client.id_pages(ent.method):
+                listed.add(ids)
+            listed.done()
+            missing, live = would_delete(self.conn, landing.table, self.portal, listed)
+            if missing > 10 and missing > self.settings.max_deleted_share * live:
+                # an ID listing that lost pages would wipe live records: refuse, loudly, keep the load
+                log.error("bitrix24[%s] %s: %d of %d records would be flagged deleted (> %.0f%%); not flagging — "
+                          "check the portal, or raise extra.max_deleted_share for a real mass deletion",
+                          self.portal, ent.name, missing, live, 100 * self.settings.max_deleted_share)
+                landing.batch.detail.update(ids_listed=listed.count(),
+                                            deletion_guard={"would_flag": missing, "live": live})
+                return
+            flagged, restored = mark_deleted(self.conn, landing.table, self.portal, listed)
+            landing.batch.detail.update(ids_listed=listed.count(), flagged_deleted=flagged, restored=restored)
         if flagged:
             log.info("bitrix24[%s] %s: %d records deleted in the portal", self.portal, ent.name, flagged)
 
