@@ -2,15 +2,10 @@
     (so the incremental filter cannot see it) is reconciled here, on every run. -#}
 
 {#- int_interactions_unified: file interactions that the re-read export no longer holds (crm_files
-    loads are whole snapshots, so a vanished row has no batch that could remove it), and Bitrix24
-    activities the loader's deletion scan flagged deleted. -#}
+    loads are whole snapshots, so a vanished row has no batch that could remove it). Bitrix24
+    activities the deletion scan flags need nothing here: the scan stamps them with its batch, so
+    they arrive as new rows without a party and strategy replace_keys drops them. -#}
 {% macro interactions_unified_cleanup() -%}
-    delete from {{ this }} as existing
-    where existing.source = 'bitrix24_activity'
-        and not exists (
-            select 1 from {{ ref('stg_bitrix24__activities') }} as activities
-            where activities.activity_key = existing.interaction_key and not activities.is_deleted
-        );
     delete from {{ this }} as existing
     where existing.source = 'crm_file'
         and not exists (

@@ -185,11 +185,22 @@ def test_incremental_lookback_and_deleted_deal(data, wh):
         assert got[7][1] is True and sum(1 for _, d in got.values() if d) == 1
         batch = next(r for r in results if r.entity == "deals")
         assert batch.rows_read == 1  # only the changed deal was pulled, not the history
+        # the flag is stamped with the scan's batch, so incremental models downstream see it
+        assert _stamp(wh, 7) == (batch.batch_id, True)
         wh.commit()
         # deal 7 comes back (restored from the recycle bin)
         write(data, "deals", deals())
-        bitrix24.extract_load(config(url, paging="cursor"), "default", NEXT_WINDOW, wh)
+        again = bitrix24.extract_load(config(url, paging="cursor"), "default", NEXT_WINDOW, wh)
     assert deals_in(wh)[7][1] is False
+    assert _stamp(wh, 7) == (next(r for r in again if r.entity == "deals").batch_id, True)
+
+
+def _stamp(wh, deal_id: int) -> tuple[str, bool]:
+    """(the deal row's _batch_id, whether its _loaded_at is that batch's ledger finished_at)."""
+    row = wh.execute("select d._batch_id::text, d._loaded_at = b.finished_at from raw_bitrix24.deals as d "
+                     "join raw_meta.load_batches as b on b.batch_id = d._batch_id where d.id = %s",
+                     (deal_id,)).fetchone()
+    return row[0], row[1]
 
 
 def test_history_from_start_date(data, wh):

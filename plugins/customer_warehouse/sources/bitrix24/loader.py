@@ -388,18 +388,24 @@ def would_delete(conn, table: RawTable, portal: str, listed: Iterable[int] | Lis
     return row[0], row[1]
 
 
-def mark_deleted(conn, table: RawTable, portal: str, listed: Iterable[int] | ListedIds) -> tuple[int, int]:
+def mark_deleted(conn, table: RawTable, portal: str, listed: Iterable[int] | ListedIds,
+                 batch_id: str | None = None) -> tuple[int, int]:
     """Flag rows whose id the portal no longer lists; unflag those listed again. (flagged, restored)
-    ``listed`` as for :func:`would_delete`."""
+    ``listed`` as for :func:`would_delete`.
+
+    A changed row is stamped with the scan's batch (``_batch_id``, and ``_loaded_at`` = the batch
+    transaction's now(), its ledger finished_at): the flag is new data, and the incremental dbt
+    models find new data by its batch — an unstamped flag would stay invisible to them."""
     target = sql.Identifier(SCHEMA, table.name)
+    stamp = sql.SQL(", _loaded_at = now(), _batch_id = {}").format(sql.Literal(batch_id)) if batch_id else sql.SQL("")
     with _staged(conn, listed):
         staged = sql.Identifier(ListedIds.TABLE)
-        flagged = conn.execute(sql.SQL("update {} as t set is_deleted = true where t.portal = %s and not t.is_deleted "
+        flagged = conn.execute(sql.SQL("update {} as t set is_deleted = true{} where t.portal = %s and not t.is_deleted "
                                        "and not exists (select from pg_temp.{} as l where l.id = t.id)")
-                               .format(target, staged), (portal,)).rowcount
-        restored = conn.execute(sql.SQL("update {} as t set is_deleted = false where t.portal = %s and t.is_deleted "
+                               .format(target, stamp, staged), (portal,)).rowcount
+        restored = conn.execute(sql.SQL("update {} as t set is_deleted = false{} where t.portal = %s and t.is_deleted "
                                         "and exists (select from pg_temp.{} as l where l.id = t.id)")
-                                .format(target, staged), (portal,)).rowcount
+                                .format(target, stamp, staged), (portal,)).rowcount
     return flagged, restored
 
 
@@ -457,7 +463,8 @@ class Run:
                         landing.add_page(Page(f"{method} {key} start={nxt}", list(more.get("result") or [])))
                         nxt = more.get("next")
                 landing.flush()
-                flagged, restored = mark_deleted(self.conn, landing.table, self.portal, landing.ids)
+                flagged, restored = mark_deleted(self.conn, landing.table, self.portal, landing.ids,
+                                                 landing.batch.batch_id)
                 landing.batch.detail.update(flagged_deleted=flagged, restored=restored)
 
             self.batch(ent, (None, self.window.end), "snapshot", body)
@@ -549,7 +556,7 @@ class Run:
                 landing.batch.detail.update(ids_listed=listed.count(),
                                             deletion_guard={"would_flag": missing, "live": live})
                 return
-            flagged, restored = mark_deleted(self.conn, landing.table, self.portal, listed)
+            flagged, restored = mark_deleted(self.conn, landing.table, self.portal, listed, landing.batch.batch_id)
             landing.batch.detail.update(ids_listed=listed.count(), flagged_deleted=flagged, restored=restored)
         if flagged:
             log.info("bitrix24[%s] %s: %d records deleted in the portal", self.portal, ent.name, flagged)
