@@ -495,3 +495,136 @@ def test_unthrottled_client_sends_faster_than_the_documented_limit(data, wh):
     times = sorted(r["t"] for r in app.state.amo.requests)
     assert len(times) >= 24 and len(leads_in(wh)) == 24
     assert min(b - a for a, b in zip(times, times[7:], strict=False)) < 1.0  # 8 within a second
+
+
+def _random_index(tmp_path: Path, rnd, n: int = 600, nan: bool = False) -> emulator._Columns:
+    """A file with ties, zeros, missing, textual and non-finite times, odd ids and broken lines
+    (``nan``: also "nan" times and ids, which only the scanning path serves)."""
+    base = ts(9, 1)
+    lines = []
+    for i in range(n):
+        rec: dict = {"id": rnd.choice([i, i, str(i), f"0x{i}", None, 10**20 + i, True, 1.5 * i] + ["nan"] * nan)}
+        for f in ("updated_at", "created_at"):
+            roll = rnd.random()
+            if roll < 0.08:
+                continue
+            rec[f] = (rnd.choice([0, None, "inf", "-inf", True] + ["nan"] * nan) if roll < 0.14
+                      else str(base + rnd.randrange(0, 60) * 3600) if roll < 0.2
+                      else base + rnd.randrange(0, 60) * 3600)
+        lines.append(json.dumps(rec))
+    lines[5:5] = ["{not json", "[1, 2]", "\ufeff" + json.dumps({"id": 9001, "updated_at": base + 7200}),
+                  json.dumps({"id": 9002, "updated_at": float("inf")})]  # Infinity literal
+    write(tmp_path, "leads", lines)
+    return emulator.JsonlIndex(tmp_path / "amocrm" / "leads.jsonl").entries()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_numpy_orders_equal_the_python_orders(tmp_path, seed):
+    """The numpy sorted orders (visible records, positions, bisection values, blank count) are
+    exactly the plain-Python ones, for every order field and direction, with and without a horizon."""
+    import random
+
+    rnd = random.Random(seed)
+    cols = _random_index(tmp_path, rnd, nan=seed % 2 == 1)
+    assert cols.odd_times["updated_at"] and cols.slow  # the odd cases are really in the file
+    compared = 0
+    for horizon in (None, ts(9, 2) + rnd.randrange(0, 40) * 3600, ts(1, 1), ts(12, 1)):
+        for name in ("updated_at", "created_at", "id", "name"):
+            if not cols.exact_sortable(name):  # a NaN key: served by the scan, never from an order
+                continue
+            compared += 1
+            for asc in (True, False):
+                py = cols._ordered_py(name, asc, horizon)
+                np_ = cols._ordered_np(name, asc, horizon)
+                assert py[0] == np_[0], (name, asc, horizon)
+                assert py[1].tobytes() == np_[1].tobytes() and py[2] == np_[2], (name, asc, horizon)
+    assert compared >= 4  # the visibility rule (NaN times included) is checked through every horizon
+
+
+def test_window_pages_equal_a_scan_on_a_large_list(tmp_path):
+    """``filter[updated_at]`` windows over many records (the incremental walk) are cut out of the
+    sorted order and equal the scanning path, page by page, ascending and descending."""
+    import random
+
+    rnd = random.Random(3)
+    base = ts(9, 1)
+    write(tmp_path, "leads", [{"id": i, "updated_at": base + rnd.randrange(0, 5000) * 60} for i in range(5000)])
+    cols = emulator.JsonlIndex(tmp_path / "amocrm" / "leads.jsonl").entries()
+    for _ in range(40):
+        lo = base + rnd.randrange(-10, 5000) * 60
+        hi = lo + rnd.randrange(0, 800) * 60
+        asc = rnd.random() < 0.7
+        ranges = {"updated_at": (lo, hi)}
+        whole = emulator._select_scan(cols, ranges, "updated_at", asc, None)
+        limit = rnd.choice([50, 250])
+        for page in range(len(whole) // limit + 2):
+            got = emulator._select(cols, ranges, ("updated_at", asc), None, page * limit, (page + 1) * limit)
+            assert got == whole[page * limit:(page + 1) * limit]
+
+
+def test_an_emulator_started_again_reuses_the_index_and_sees_a_changed_file(data):
+    import httpx
+
+    path = data / "amocrm" / "leads.jsonl"
+    first = emulator.shared_index(path)
+    assert emulator.shared_index(path) is first
+    params = {"limit": 250, "order[updated_at]": "asc"}
+    with running(app_for(data)) as url:
+        assert len(httpx.get(f"{url}/api/v4/leads", headers={"Authorization": "Bearer demo-token"},
+                             params=params).json()["_embedded"]["leads"]) == 4
+    built = first._columns
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(lead(5, ts(8, 31))) + "\n")
+    with running(app_for(data)) as url:
+        items = httpx.get(f"{url}/api/v4/leads", headers={"Authorization": "Bearer demo-token"},
+                          params=params).json()["_embedded"]["leads"]
+    assert [i["id"] for i in items] == [1, 2, 3, 4, 5] and first._columns is not built
+
+
+def test_strict_bodies_decode_with_msgspec_and_others_as_before():
+    from customer_warehouse.sources.amocrm.client import decode_json
+
+    assert decode_json(b'{"a": [1, 100000000000000000007, 1.5, "\\u00e9"]}') == (
+        {"a": [1, 100000000000000000007, 1.5, "é"]}, True)
+    for body in (b'{"a": NaN}', b'{"a": 1e999}', b'{"a": "\\ud800"}'):
+        value, strict = decode_json(body)
+        assert not strict
+        assert value == json.loads(body) or value["a"] != value["a"]  # NaN
+    with pytest.raises(ValueError):
+        decode_json(b'{"a": 1')
+
+
+def test_copy_lines_land_what_copy_rows_lands(wh):
+    """The loader's own COPY text (record serialised by msgspec) gives the same table as psycopg's
+    ``write_row`` of the tuple with the record as Jsonb: NUL, escapes, tabs, exponents, big ints."""
+    from customer_warehouse.loading import RawBatch
+    from customer_warehouse.sources.amocrm import loader
+
+    ent = next(e for e in amocrm.all_entities() if e.name == "events")
+    lead_ent = next(e for e in amocrm.all_entities() if e.name == "leads")
+    items = [
+        {"id": "a\tb\\c\nd\re\x00", "created_at": 1.5e9 + 0.25, "text": "x\x00y \t\n\r\\ «é» \u2028",
+         "n": [1e16, 1.5e-7, 100.0, -0.0, 10**20, 0.1 + 0.2, None, True], "nested": {"k": {"z": 1e22}}},
+        {"id": 7, "created_at": "1700000000", "type": "lead_deleted", "entity_type": "lead", "entity_id": 3},
+    ]
+    leads = [{"id": 10**15, "updated_at": 1_700_000_000, "name": "Сделка\t№1"}]
+    for strict in (True, False):
+        rows = [loader.to_row(ent, "acme\\1", i, strict=strict) for i in items]
+        rows += [loader.to_row(lead_ent, "acme\\1", i, deleted=d, strict=strict) for i in leads for d in (True,)]
+        for ent_, rows_ in ((ent, rows[:2]), (lead_ent, rows[2:])):
+            table = loader.raw_table(ent_)
+            table.ensure(wh)
+            with RawBatch(wh, "amocrm", ent_.name, unit="acme") as b:
+                b.read(len(rows_))
+                b.upsert_text(table, table.column_names, [loader.copy_line(r) for r in rows_])
+            cols = ", ".join(c for c in table.column_names)
+            got = wh.execute(f"select {cols} from raw_amocrm.{ent_.table} order by id::text").fetchall()
+            wh.execute(f"truncate raw_amocrm.{ent_.table}")
+            legacy = [r[:-1] + (i,) for r, i in zip(rows_, items if ent_ is ent else leads, strict=True)]
+            with RawBatch(wh, "amocrm", ent_.name, unit="acme") as b:
+                b.read(len(legacy))
+                b.upsert_rows(table, table.column_names, legacy)
+            want = wh.execute(f"select {cols} from raw_amocrm.{ent_.table} order by id::text").fetchall()
+            wh.execute(f"truncate raw_amocrm.{ent_.table}")
+            wh.commit()
+            assert got == want and len(got) == len(rows_)

@@ -223,17 +223,20 @@ class RawBatch:
         return n
 
     def copy_text(self, table: RawTable, columns: Sequence[str], lines: Iterable[str],
-                  *, source_part: str | None = None) -> int:
+                  *, source_part: str | None = None, target: sql.Composable | None = None) -> int:
         """COPY lines already in PostgreSQL text format (tab-separated, backslash-escaped).
 
         The fast path for TSV exports whose escaping matches COPY's: no per-value work in Python.
+        ``target`` (a staging table) as in :meth:`copy_rows`: its rows are not counted as loaded.
         """
         suffix = "\t" + "\t".join(_copy_text_value(v) for v in self._meta_values(source_part)) + "\n"
         cols = sql.SQL(", ").join(map(sql.Identifier, [*columns, *_META_NAMES]))
         n = 0
         buf: list[str] = []
         size = 0
-        with self.conn.cursor() as cur, cur.copy(sql.SQL("copy {} ({}) from stdin").format(table.ident, cols)) as cp:
+        with self.conn.cursor() as cur, cur.copy(
+            sql.SQL("copy {} ({}) from stdin").format(target or table.ident, cols)
+        ) as cp:
             for line in lines:
                 chunk = line + suffix
                 buf.append(chunk)
@@ -245,7 +248,8 @@ class RawBatch:
                     size = 0
             if buf:
                 cp.write("".join(buf))
-        self.rows_loaded += n
+        if target is None:
+            self.rows_loaded += n
         return n
 
     def copy_chunks(self, table: RawTable, columns: Sequence[str], chunks: Iterable[bytes], *,
@@ -306,13 +310,34 @@ class RawBatch:
     def upsert_rows(self, table: RawTable, columns: Sequence[str], rows: Iterable[Sequence[Any]],
                     *, source_part: str | None = None) -> int:
         """Upsert by the table's key, keeping the newest ``version_column`` (also within the batch)."""
+        stage = self._stage(table)
+        n = self.copy_rows(table, columns, rows, source_part=source_part, target=stage)
+        self._merge(table, columns, stage)
+        self.rows_loaded += n
+        return n
+
+    def upsert_text(self, table: RawTable, columns: Sequence[str], lines: Iterable[str],
+                    *, source_part: str | None = None) -> int:
+        """:meth:`upsert_rows` of lines already in COPY text format (as :meth:`copy_text` takes
+        them): for sources that format their rows faster than a per-value ``write_row``."""
+        stage = self._stage(table)
+        n = self.copy_text(table, columns, lines, source_part=source_part, target=stage)
+        self._merge(table, columns, stage)
+        self.rows_loaded += n
+        return n
+
+    def _stage(self, table: RawTable) -> sql.Identifier:
+        """An empty temporary copy of ``table`` (dropped at commit) to upsert from."""
         if not table.key:
             raise ValueError(f"{table.schema}.{table.name} has no key to upsert on")
         stage = sql.Identifier(f"_stage_{table.name}")
         self.conn.execute(sql.SQL("create temp table if not exists {} (like {} including defaults) on commit drop")
                           .format(stage, table.ident))
         self.conn.execute(sql.SQL("truncate {}").format(stage))
-        n = self.copy_rows(table, columns, rows, source_part=source_part, target=stage)
+        return stage
+
+    def _merge(self, table: RawTable, columns: Sequence[str], stage: sql.Identifier) -> None:
+        """Insert the staged rows, the newest ``version_column`` winning (also within the stage)."""
         all_cols = [*columns, *_META_NAMES]
         key = sql.SQL(", ").join(map(sql.Identifier, table.key))
         cols = sql.SQL(", ").join(map(sql.Identifier, all_cols))
@@ -331,8 +356,6 @@ class RawBatch:
                     "on conflict ({key}) do update set {updates}{guard}").format(
                 t=table.ident, cols=cols, key=key, s=stage, order=order, updates=updates, guard=guard)
         )
-        self.rows_loaded += n
-        return n
 
 
 class FastPathRefused(Exception):

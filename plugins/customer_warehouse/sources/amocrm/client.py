@@ -12,6 +12,7 @@ the old refresh token is dead from that moment on.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -22,8 +23,23 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import msgspec
 
 log = logging.getLogger(__name__)
+
+_msgspec_decode = msgspec.json.Decoder().decode
+
+
+def decode_json(body: bytes) -> tuple[Any, bool]:
+    """(parsed body, strict): msgspec when the body is strict JSON (the usual case, ~2x faster than
+    ``json.loads``, same Python values — big integers included); else ``json.loads`` exactly as
+    before (``NaN``/``Infinity`` literals, numbers out of float range, lone surrogates), with
+    ``strict=False`` so the loader serialises such records the old way. A body neither accepts
+    raises ``ValueError`` (a truncated body: retried)."""
+    try:
+        return _msgspec_decode(body), True
+    except msgspec.DecodeError:
+        return json.loads(body), False
 
 PAGE_LIMIT = 250
 _EPSILON = 1e-6  # a sleep of exactly the computed wait may end a rounding error short
@@ -115,6 +131,7 @@ class Page:
     number: int
     items: list[Any]
     status: int
+    strict: bool = False  # the body was strict JSON (decoded by msgspec): no NaN/inf/lone surrogates
 
 
 class AmoClient:
@@ -163,6 +180,11 @@ class AmoClient:
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> tuple[int, Any]:
         """GET ``path``; returns (status, parsed JSON or None for 204). Retries what is transient."""
+        status, data, _ = self._get(path, params)
+        return status, data
+
+    def _get(self, path: str, params: dict[str, Any] | None = None) -> tuple[int, Any, bool]:
+        """:meth:`get` plus whether the body was strict JSON (see :func:`decode_json`)."""
         url = self.base_url + path
         attempt = 0
         refreshed = False
@@ -171,9 +193,9 @@ class AmoClient:
                 resp = self._send("GET", url, params=params,
                                   headers={"Authorization": f"Bearer {self.token}"})
                 if resp.status_code == 204:
-                    return 204, None
+                    return 204, None, True
                 if resp.status_code == 200:
-                    return 200, resp.json()
+                    return (200, *decode_json(resp.content))
             except (httpx.TransportError, ValueError) as exc:  # reset, timeout, truncated body
                 attempt += 1
                 if attempt > self.max_retries:
@@ -233,13 +255,13 @@ class AmoClient:
         """Every page of a HAL list, following ``_links.next``; 204 ends the list."""
         page = 1
         while True:
-            status, data = self.get(path, {**(params or {}), "page": page, "limit": limit})
+            status, data, strict = self._get(path, {**(params or {}), "page": page, "limit": limit})
             if status == 204 or data is None:
                 return
             if not isinstance(data, dict):
                 raise AmoError(f"GET {path} page {page}: expected a HAL object, got {type(data).__name__}")
             items = (data.get("_embedded") or {}).get(embedded) or []
-            yield Page(page, items, status)
+            yield Page(page, items, status, strict)
             if not items or "next" not in (data.get("_links") or {}):
                 return
             page += 1
