@@ -94,3 +94,15 @@ def test_nul_bytes_and_json_are_kept(wh):
         b.read()
         b.upsert_rows(table, ["id", "updated_at", "record"], [(7, None, {"name": "a\x00b; drop table x;--"})])
     assert wh.execute("select record->>'name' from raw_test.leads").fetchone()[0] == "a\\u0000b; drop table x;--"
+
+
+def test_a_literal_backslash_u0000_text_is_kept_as_it_is(wh):
+    # the text backslash-u-0-0-0-0 is not a NUL: jsonb takes it, and a NUL next to it stays visible
+    table = _leads()
+    with RawBatch(wh, "test", "leads", mode="upsert") as b:
+        table.ensure(wh)
+        b.read(2)
+        b.upsert_rows(table, ["id", "updated_at", "record"], [(8, None, {"name": "path C:\\u0000dir"}),
+                                                            (9, None, {"name": "\\\x00"})])
+    names = dict(wh.execute("select id, record->>'name' from raw_test.leads").fetchall())
+    assert names == {8: "path C:\\u0000dir", 9: "\\\\u0000"}

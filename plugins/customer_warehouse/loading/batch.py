@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -381,6 +382,16 @@ def _adapt(value: Any) -> Any:
     return value
 
 
+# a JSON \u0000 escape that is not itself an escaped backslash followed by "u0000" (the text
+# "\\u0000" in JSON is a literal backslash-u, which jsonb takes; only a NUL is refused)
+_NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def keep_nul_visible(json_text: str) -> str:
+    """JSON text jsonb accepts: it refuses the NUL escape, so a NUL becomes the visible text
+    backslash-u0000 instead of failing the whole batch."""
+    return _NUL_ESCAPE.sub(r"\1\\\\u0000", json_text) if "\\u0000" in json_text else json_text
+
+
 def _dumps(obj: Any) -> str:
-    # jsonb refuses \u0000; keep the information visibly instead of failing the whole batch
-    return json.dumps(obj, ensure_ascii=False, default=str).replace("\\u0000", "\\\\u0000")
+    return keep_nul_visible(json.dumps(obj, ensure_ascii=False, default=str))

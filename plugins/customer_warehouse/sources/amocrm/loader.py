@@ -33,6 +33,7 @@ import psycopg
 
 from ...connections import SourceConfig
 from ...loading import BatchResult, Column, RawBatch, RawTable, get_state, set_state
+from ...loading.batch import keep_nul_visible
 from .. import Window
 from .client import EVENTS_PAGE_LIMIT, PAGE_LIMIT, AmoClient, OAuthCredentials
 
@@ -273,8 +274,7 @@ def record_text(item: dict) -> str:
     ``1e16`` instead of ``1e+16``, which jsonb reads as the same number), several times faster,
     and COPY takes the text as it is instead of serialising a Jsonb wrapper per row. ``\u0000`` is
     kept visibly as ``_dumps`` does (jsonb refuses the NUL escape)."""
-    text = _encode(item).decode("utf-8")
-    return text.replace("\\u0000", "\\\\u0000") if "\\u0000" in text else text
+    return keep_nul_visible(_encode(item).decode("utf-8"))
 
 
 def to_row(ent: Entity, account: str, item: Any, deleted: bool = False, strict: bool = False) -> tuple:
@@ -317,7 +317,7 @@ def to_row(ent: Entity, account: str, item: Any, deleted: bool = False, strict: 
 
 def _legacy_dumps(obj: Any) -> str:
     """The loader's own jsonb text (``loading.batch._dumps``), for items from a non-strict body."""
-    return json.dumps(obj, ensure_ascii=False, default=str).replace("\\u0000", "\\\\u0000")
+    return keep_nul_visible(json.dumps(obj, ensure_ascii=False, default=str))
 
 
 def _copy_value(value: Any) -> str:
