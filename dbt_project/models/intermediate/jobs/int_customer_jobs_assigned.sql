@@ -6,19 +6,35 @@ with evidence as (select * from {{ ref('int_job_evidence_collected') }}),
 rules as (select * from {{ ref('jtbd_evidence_rules') }}),
 source_weights as (select * from {{ ref('source_weights') }}),
 
+-- the rules' regexes run once per distinct signal value (hundreds), not once per customer's
+-- signal (millions at medium scale): products, pages and purposes repeat across customers
+value_votes as (
+    select
+        signal_values.source,
+        signal_values.field,
+        signal_values.value,
+        rules.job_id,
+        max(rules.weight * source_weights.weight) as vote
+    from (select distinct source, field, value from evidence) as signal_values
+    inner join rules
+        on rules.source = signal_values.source
+        and rules.field = signal_values.field
+        and signal_values.value ~* rules.pattern
+    inner join source_weights on source_weights.source = signal_values.source
+    group by signal_values.source, signal_values.field, signal_values.value, rules.job_id
+),
+
 matched as (
     select
         evidence.customer_id,
-        rules.job_id,
+        value_votes.job_id,
         evidence.source,
-        max(rules.weight * source_weights.weight) as vote
+        value_votes.vote
     from evidence
-    inner join rules
-        on rules.source = evidence.source
-        and rules.field = evidence.field
-        and evidence.value ~* rules.pattern
-    inner join source_weights on source_weights.source = evidence.source
-    group by evidence.customer_id, rules.job_id, evidence.source, evidence.field, evidence.value
+    inner join value_votes
+        on value_votes.source = evidence.source
+        and value_votes.field = evidence.field
+        and value_votes.value = evidence.value
 ),
 
 scored as (
