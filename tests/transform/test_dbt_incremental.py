@@ -12,6 +12,8 @@ read, which a look-back window on _loaded_at would miss.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import psycopg
 import pytest
 from customer_warehouse.loading.tables import ensure_meta_schema
@@ -135,3 +137,33 @@ def test_incremental_table_equals_full_refresh(late_change, table):
     with psycopg.connect(uri) as conn:
         assert _except_both_ways(conn, f"int.{table}", f"incremental_result.{table}") == (0, 0)
 
+
+
+def test_rerunning_an_earlier_day_keeps_later_visits(make_database, tmp_path_factory):
+    """A night re-run for an earlier day (``airflow dags test`` of a past date) must not drop the
+    visits after that day from the incremental table: their batches are read, and no later batch
+    would bring them back. The consumers cut at their run date instead."""
+    uri = make_database("cwrerun")
+    load_small_raw(uri)
+    with psycopg.connect(uri) as conn:
+        _age_raw(conn)
+    dsn, artifacts = dsn_from_uri(uri), tmp_path_factory.mktemp("dbt")
+    build_all(dsn, RUN_DATE, artifacts_dir=artifacts)
+    with psycopg.connect(uri) as conn:
+        conn.execute("insert into raw_meta.load_batches (batch_id, source, entity, mode, status, started_at, "
+                     f"finished_at) values ('{LATE_BATCH}', 'metrica', 'visits', 'incremental', 'loaded', now(), now())")
+        conn.execute("insert into raw_metrica.visits (counter_id, visit_date, counter_timezone, visit_id, client_id, "
+                     "date_time, is_new_user, start_url, page_views, visit_duration, bounce, "
+                     f"lastsign_traffic_source, _batch_id) values (555, '2026-09-10', 'Europe/Moscow', '9005', "
+                     f"'CID1', '2026-09-10 09:00:00', '0', 'https://zernoipar.ru/hobby', '2', '60', '0', 'direct', "
+                     f"'{LATE_BATCH}')")
+    build_all(dsn, dt.date(2026, 9, 1), artifacts_dir=artifacts)  # the earlier day, re-run
+    with psycopg.connect(uri) as conn:
+        kept = conn.execute("select visit_id from int.int_web_visits_filtered order by 1").fetchall()
+        assert [r[0] for r in kept] == ["9001", "9002", "9003", "9005"]
+    build_all(dsn, RUN_DATE, artifacts_dir=artifacts)
+    with psycopg.connect(uri) as conn:
+        conn.execute("create table incremental_visits as select * from int.int_web_visits_filtered")
+    build_all(dsn, RUN_DATE, full_refresh=True, artifacts_dir=artifacts)
+    with psycopg.connect(uri) as conn:
+        assert _except_both_ways(conn, "int.int_web_visits_filtered", "incremental_visits") == (0, 0)

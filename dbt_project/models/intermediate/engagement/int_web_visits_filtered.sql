@@ -9,7 +9,9 @@
         post_hook=["{{ new_batches_consumed() }}"],
     )
 }}
--- Metrica visits with a stable key, up to run_date. Large, so incremental: the loader replaces
+-- Metrica visits with a stable key — every loaded visit: the consumers cut at run_date, so
+-- this table does not depend on the run's date (a re-run of an earlier day would otherwise
+-- delete later visits that no later batch brings back). Large, so incremental: the loader replaces
 -- Metrica dates whole (a lookback window every night), so a run finds the earliest visit date in
 -- the load batches it has not read yet (macros/new_batches.sql) and replaces everything from that date on
 -- (strategy replace_from, macros/incremental_cleanup.sql) — visits that settled late, changed
@@ -17,9 +19,8 @@
 -- through the view's row_number() it would sort every visit. `--full-refresh` rebuilds all.
 with visits as (
     select * from {{ ref('stg_metrica__visits') }}
-    where visit_date <= {{ run_date() }}
     {% if is_incremental() %}
-        and visit_date >= (
+    where visit_date >= (
             select min(visit_date)
             from {{ raw_or('raw_metrica', 'visits', ref('stg_metrica__visits')) }}
             where _loaded_at >= {{ new_batches_since() }}

@@ -4,7 +4,7 @@
 -- so a frequent visitor does not outvote a stated purpose.
 with orders as (select * from {{ ref('int_orders_unified') }}),
 interactions as (select * from {{ ref('int_customer_interactions_resolved') }}),
-visits as (select * from {{ ref('int_web_visits_filtered') }}),
+visits as (select * from {{ ref('int_web_visits_filtered') }} where visit_date <= {{ run_date() }}),
 client_nodes as (select * from {{ ref('int_customer_nodes_resolved') }} where node_type = 'metrica_client_id'),
 responses as (select * from {{ ref('int_survey_responses_linked') }}),
 

@@ -2,7 +2,7 @@
 -- The campaign is the UTM campaign of the customer's first Metrica visit (through the ClientID
 -- the CRM recorded), else the UTM campaign of the customer's first deal. Spend up to run_date
 -- of each campaign is split equally among the customers it acquired.
-with visits as (select * from {{ ref('int_web_visits_filtered') }}),
+with visits as (select * from {{ ref('int_web_visits_filtered') }} where visit_date <= {{ run_date() }}),
 nodes as (select * from {{ ref('int_customer_nodes_resolved') }} where node_type = 'metrica_client_id'),
 orders as (select * from {{ ref('int_orders_unified') }}),
 costs as (select * from {{ ref('stg_crm_files__marketing_costs') }}),
