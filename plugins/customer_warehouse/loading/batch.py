@@ -48,14 +48,28 @@ class BatchResult:
         return self.__dict__.copy()
 
 
-def _copy_text_value(value: Any) -> str:
-    """One value in PostgreSQL COPY text format."""
+def copy_text_value(value: Any) -> str:
+    """One value in PostgreSQL COPY text format, read back as :meth:`RawBatch.copy_rows` would
+    send it: dicts and lists as jsonb text, a NUL in text kept visibly (``_adapt``)."""
     if value is None:
         return r"\N"
+    if value is True:
+        return "t"
+    if value is False:
+        return "f"
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
-    s = str(value)
-    return s.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    if isinstance(value, dict | list):
+        value = _dumps(value)
+    else:
+        value = str(value)
+        if "\x00" in value:
+            value = value.replace("\x00", "\\u0000")
+    if "\\" in value:
+        value = value.replace("\\", "\\\\")
+    if "\t" in value or "\n" in value or "\r" in value:
+        value = value.replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return value
 
 
 class RawBatch:
@@ -230,7 +244,7 @@ class RawBatch:
         The fast path for TSV exports whose escaping matches COPY's: no per-value work in Python.
         ``target`` (a staging table) as in :meth:`copy_rows`: its rows are not counted as loaded.
         """
-        suffix = "\t" + "\t".join(_copy_text_value(v) for v in self._meta_values(source_part)) + "\n"
+        suffix = "\t" + "\t".join(copy_text_value(v) for v in self._meta_values(source_part)) + "\n"
         cols = sql.SQL(", ").join(map(sql.Identifier, [*columns, *_META_NAMES]))
         n = 0
         buf: list[str] = []

@@ -33,7 +33,7 @@ import psycopg
 
 from ...connections import SourceConfig
 from ...loading import BatchResult, Column, RawBatch, RawTable, get_state, set_state
-from ...loading.batch import keep_nul_visible
+from ...loading.batch import copy_text_value, keep_nul_visible
 from .. import Window
 from .client import EVENTS_PAGE_LIMIT, PAGE_LIMIT, AmoClient, OAuthCredentials
 
@@ -315,38 +315,9 @@ def to_row(ent: Entity, account: str, item: Any, deleted: bool = False, strict: 
     return tuple(row)
 
 
-def _legacy_dumps(obj: Any) -> str:
-    """The loader's own jsonb text (``loading.batch._dumps``), for items from a non-strict body."""
-    return keep_nul_visible(json.dumps(obj, ensure_ascii=False, default=str))
-
-
-def _copy_value(value: Any) -> str:
-    """One value of a raw row in COPY text format, read back by PostgreSQL exactly as
-    ``RawBatch.copy_rows`` would send it (NUL in text kept visibly, dicts as jsonb text)."""
-    if value is None:
-        return r"\N"
-    if value is True:
-        return "t"
-    if value is False:
-        return "f"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, dict | list):
-        value = _legacy_dumps(value)
-    elif "\x00" in value:
-        value = value.replace("\x00", "\\u0000")
-    if "\\" in value:
-        value = value.replace("\\", "\\\\")
-    if "\t" in value or "\n" in value or "\r" in value:
-        value = value.replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    return value
-
-
 def copy_line(row: tuple) -> str:
     """A :func:`to_row` row as one COPY text line (without the load metadata or newline)."""
-    return "\t".join(map(_copy_value, row))
+    return "\t".join(map(copy_text_value, row))
 
 
 class Landing:
