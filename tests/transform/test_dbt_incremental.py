@@ -8,6 +8,12 @@ activity ``is_deleted`` in place, the CRM file export is re-read whole without o
 amoCRM note is upserted with new text, an amoCRM user is renamed — and a long-running amoCRM
 batch, started ten days ago, commits only now: its rows are older than everything the first build
 read, which a look-back window on _loaded_at would miss.
+
+The identity graph changes too, so the incremental resolution must merge, split and forget:
+Anna's amoCRM contact loses its email (her Bitrix24 side and survey R1 split off), Bitrix24
+contact 21 gains the email of survey R3's stranger (R3 joins Utro café), the re-read customer file
+no longer holds F2 (F2, still named by order O4, loses the phone that tied it to Anna) and survey
+R2 is gone.
 """
 
 from __future__ import annotations
@@ -18,11 +24,18 @@ import psycopg
 import pytest
 from customer_warehouse.loading.tables import ensure_meta_schema
 from customer_warehouse.transform.dbt import build_all
-from small_raw import MARTS, PORTAL, RUN_DATE, dsn_from_uri, load_small_raw
+from small_raw import ACC, MARTS, PORTAL, RUN_DATE, dsn_from_uri, load_small_raw
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-INCREMENTAL = ["int_interactions_unified", "int_web_visits_filtered"]
+# incremental tables → what must equal a full refresh: bookkeeping times differ, and the edges keep
+# a gone record as an empty array (its tombstone) where a full build has no row
+INCREMENTAL = {
+    "int_interactions_unified": "*",
+    "int_web_visits_filtered": "*",
+    "int_identity_edges_collected": "record_node, neighbours, rules_hash where cardinality(neighbours) > 0",
+    "int_identity_nodes_resolved": "node_key, node_type, component_key",
+}
 
 LATE_BATCH = "11111111-1111-1111-1111-111111111111"
 LONG_BATCH = "22222222-2222-2222-2222-222222222222"
@@ -56,6 +69,20 @@ update raw_amocrm.notes set record = jsonb_set(record, '{{params}}', '{{"text": 
 -- an amoCRM user renamed
 update raw_amocrm.users set record = jsonb_set(record, '{{name}}', '"Мария Старшая"'), _loaded_at = now()
 where id = 501;
+-- identity: Anna's amoCRM contact without its email (an upsert)
+update raw_amocrm.contacts set record = jsonb_set(record, '{{custom_fields_values}}', (
+        select jsonb_agg(field) from jsonb_array_elements(record -> 'custom_fields_values') as field
+        where field ->> 'field_name' <> 'Email')),
+    _loaded_at = now(), _batch_id = '{LATE_BATCH}'
+where id = 1001;
+-- identity: Bitrix24 contact 21 gains the stranger's email
+update raw_bitrix24.contacts set record = jsonb_set(record, '{{EMAIL}}', '[{{"ID": "5", "VALUE": "stranger@mail.ru"}}]'),
+    _loaded_at = now(), _batch_id = '{LATE_BATCH}'
+where id = 21;
+-- identity: the customer file re-read without F2; survey R2 withdrawn
+delete from raw_crm_files.customers where customer_id = 'F2';
+update raw_crm_files.customers set _loaded_at = now();
+delete from raw_surveys.responses where response_id = 'R2';
 """
 
 
@@ -90,14 +117,20 @@ def late_change(make_database, tmp_path_factory):
     build_all(dsn, RUN_DATE, artifacts_dir=artifacts)
     with psycopg.connect(uri) as conn:
         before = conn.execute("select count(*) from marts_build.interaction_history").fetchone()[0]
+        conn.execute("create schema incremental_result")
+        conn.execute("create table incremental_result.first_resolution as "
+                     "select node_key, component_key, resolved_at from int.int_identity_nodes_resolved")
         conn.execute(LATE_CHANGES)
     build_all(dsn, RUN_DATE, artifacts_dir=artifacts)  # the nightly: incremental
     with psycopg.connect(uri) as conn:
-        conn.execute("create schema incremental_result")
+        conn.execute("create table incremental_result.second_resolution as "
+                     "select node_key, component_key, resolved_at from int.int_identity_nodes_resolved")
         for table in MARTS:
             conn.execute(f"create table incremental_result.{table} as select * from marts_build.{table}")
-        for table in INCREMENTAL:
-            conn.execute(f"create table incremental_result.{table} as select * from int.{table}")
+        for table, columns in INCREMENTAL.items():
+            select, _, where = columns.partition(" where ")
+            conn.execute(f"create table incremental_result.{table} as select {select} from int.{table} "
+                         f"where {where or 'true'}")
     build_all(dsn, RUN_DATE, full_refresh=True, artifacts_dir=artifacts)
     return uri, before
 
@@ -124,6 +157,31 @@ def test_incremental_run_saw_the_late_changes(late_change):
         assert one(f"select landing_path from {visits} where visit_id = '9002'") == "/gifts"
 
 
+def test_identity_graph_merged_split_and_forgot_incrementally(late_change):
+    uri, _ = late_change
+    with psycopg.connect(uri) as conn:
+        def components(table):
+            return dict(conn.execute(f"select node_key, component_key from incremental_result.{table}").fetchall())
+
+        first, second = components("first_resolution"), components("second_resolution")
+        anna, anna_b24 = f"amocrm_contact:{ACC}:1001", f"bitrix24_contact:{PORTAL}:22"
+        utro, r3 = f"bitrix24_company:{PORTAL}:11", "survey_response:yandex_forms:exit:R3"
+        r2 = "survey_response:file:exit:R2"
+        assert first[anna] == first[anna_b24] == first["crm_file_customer:F2"]
+        assert first[utro] != first[r3] and r2 in first
+        # split: the email and F2's phone were Anna's only ties; merge: R3 by the new email; forgot R2
+        assert second[anna] != second[anna_b24] and second["crm_file_customer:F2"] not in (second[anna],
+                                                                                          second[anna_b24])
+        assert second[utro] == second[r3]
+        assert r2 not in second
+        # only the components the changes touched were resolved again: Romashka's nodes kept theirs
+        resolved = dict(conn.execute(
+            "select s.node_key, s.resolved_at > f.resolved_at from incremental_result.second_resolution as s "
+            "join incremental_result.first_resolution as f using (node_key)").fetchall())
+        assert resolved[anna] and resolved[utro] and resolved["crm_file_customer:F2"]
+        assert not resolved[f"amocrm_company:{ACC}:2001"] and not resolved[f"amocrm_contact:{ACC}:1002"]
+
+
 @pytest.mark.parametrize("table", MARTS)
 def test_incremental_mart_equals_full_refresh(late_change, table):
     uri, _ = late_change
@@ -135,7 +193,9 @@ def test_incremental_mart_equals_full_refresh(late_change, table):
 def test_incremental_table_equals_full_refresh(late_change, table):
     uri, _ = late_change
     with psycopg.connect(uri) as conn:
-        assert _except_both_ways(conn, f"int.{table}", f"incremental_result.{table}") == (0, 0)
+        select, _, where = INCREMENTAL[table].partition(" where ")
+        full = f"(select {select} from int.{table} where {where or 'true'}) as full_refresh"
+        assert _except_both_ways(conn, full, f"incremental_result.{table}") == (0, 0)
 
 
 

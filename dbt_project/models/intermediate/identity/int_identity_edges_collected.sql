@@ -1,21 +1,147 @@
--- The identity graph: an edge joins two nodes known to be the same customer. Nodes are source
--- records ('amocrm_contact:<account>:<id>', 'bitrix24_deal:<portal>:<id>', 'crm_file_customer:<id>',
--- 'survey_response:…') and shared keys ('email:<email>', 'phone:<7…>', 'metrica_client_id:<id>').
--- Edges are stored in both directions plus a self-loop per node, which is what label propagation needs.
-with amo_values as (select * from {{ ref('stg_amocrm__custom_field_values') }}),
-amo_contacts as (select * from {{ ref('stg_amocrm__contacts') }}),
-amo_leads as (select * from {{ ref('stg_amocrm__leads') }}),
-b24_contacts as (select * from {{ ref('stg_bitrix24__contacts') }}),
-b24_communications as (select * from {{ ref('stg_bitrix24__communications') }}),
-b24_deals as (select * from {{ ref('stg_bitrix24__deals') }}),
-file_customers as (select * from {{ ref('stg_crm_files__customers') }}),
-file_orders as (select * from {{ ref('stg_crm_files__orders') }}),
-file_interactions as (select * from {{ ref('stg_crm_files__interactions') }}),
-responses as (select * from {{ ref('stg_surveys__responses') }}),
-parties as (select * from {{ ref('int_party_records_collected') }}),
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_keys',
+        unique_key='record_node',
+        on_schema_change='fail',
+        indexes=[{'columns': ['record_node'], 'unique': True}, {'columns': ['changed_at']}],
+        pre_hook=["{{ new_batches_snapshot() }}"],
+        post_hook=["{{ new_batches_consumed() }}"],
+    )
+}}
+-- The identity graph, one row per source record: `neighbours` are the nodes the record is known
+-- to be the same customer as — shared keys ('email:<email>', 'phone:<7…>', 'metrica_client_id:<id>')
+-- and linked records — plus the record itself. Records are amoCRM contacts, companies and leads,
+-- Bitrix24 contacts, companies and deals, file customers ('crm_file_customer:<id>') and survey
+-- responses. An empty array is a record that is gone; it stays so that int_identity_nodes_resolved
+-- sees its component change.
+--
+-- Incremental: the records whose raw rows arrived in load batches this model has not read
+-- (macros/new_batches.sql), plus stored records no source holds any more, are recomputed; a row is
+-- rewritten only when its neighbours (or the identity rules) changed, and changed_at then tells
+-- int_identity_nodes_resolved which components to re-resolve. A change of the crm_field_map or
+-- identity_ignore seeds is seen (rules_hash) and recomputes every record; a change of this SQL
+-- needs `dbt build --full-refresh -s int_identity_edges_collected+`.
+-- depends_on: {{ ref('stg_amocrm__companies') }}, {{ ref('stg_bitrix24__companies') }}
+{{ require_stored_columns(['record_node', 'neighbours', 'rules_hash', 'changed_at']) }}
+{%- set incremental = is_incremental() -%}
+with
 field_map as (select * from {{ ref('crm_field_map') }}),
 ignored as (select key_type || ':' || key_value as node_key from {{ ref('identity_ignore') }}),
 
+-- the rules that turn records into edges; stored on every row, so a seed change is noticed
+rules as (
+    select md5(
+        coalesce((
+            select string_agg(concat_ws('|', source, entity, role, field_key), ',' order by source, entity, role, field_key)
+            from field_map
+            where role in ('email', 'phone', 'client_id')
+        ), '')
+        || '#' || coalesce((select string_agg(node_key, ',' order by node_key) from ignored), '')
+    ) as rules_hash
+),
+
+{% if incremental -%}
+since as (select {{ new_batches_since() }} as loaded_at),
+
+-- records with a row in an unread batch: the CRM APIs' raw tables (not staging: a late version
+-- that loses the staging dedup still changes the custom-field and communication rows read below);
+-- files and surveys through staging, which keys them as the branches below do
+touched_loaded as (
+    {%- for schema, table, prefix in [
+        ('raw_amocrm', 'contacts', "'amocrm_contact:' || account"),
+        ('raw_amocrm', 'companies', "'amocrm_company:' || account"),
+        ('raw_amocrm', 'leads', "'amocrm_lead:' || account"),
+        ('raw_bitrix24', 'contacts', "'bitrix24_contact:' || portal"),
+        ('raw_bitrix24', 'companies', "'bitrix24_company:' || portal"),
+        ('raw_bitrix24', 'deals', "'bitrix24_deal:' || portal"),
+    ] %}
+    {%- set account = 'account' if schema == 'raw_amocrm' else 'portal' %}
+    select {{ prefix }} || ':' || id as record_node
+    from ({{ raw_source(schema, table, [(account, 'text'), ('id', 'bigint'), ('_loaded_at', 'timestamptz')]) }}) as raw_rows
+    where _loaded_at >= (select loaded_at from since)
+    union
+    {%- endfor %}
+    select customer_key from {{ ref('stg_crm_files__customers') }} where _loaded_at >= (select loaded_at from since)
+    union
+    select 'crm_file_customer:' || customer_id from {{ ref('stg_crm_files__orders') }}
+    where _loaded_at >= (select loaded_at from since)
+    union
+    select 'crm_file_customer:' || customer_id from {{ ref('stg_crm_files__interactions') }}
+    where _loaded_at >= (select loaded_at from since)
+    union
+    select response_key from {{ ref('stg_surveys__responses') }} where _loaded_at >= (select loaded_at from since)
+),
+
+-- every record the sources hold now
+current_records as (
+    select contact_key as record_node from {{ ref('stg_amocrm__contacts') }}
+    union all
+    select company_key from {{ ref('stg_amocrm__companies') }}
+    union all
+    select lead_key from {{ ref('stg_amocrm__leads') }}
+    union all
+    select contact_key from {{ ref('stg_bitrix24__contacts') }}
+    union all
+    select company_key from {{ ref('stg_bitrix24__companies') }}
+    union all
+    select deal_key from {{ ref('stg_bitrix24__deals') }}
+    union all
+    select customer_key from {{ ref('stg_crm_files__customers') }}
+    union all
+    select 'crm_file_customer:' || customer_id from {{ ref('stg_crm_files__orders') }}
+    union all
+    select 'crm_file_customer:' || customer_id from {{ ref('stg_crm_files__interactions') }}
+    union all
+    select response_key from {{ ref('stg_surveys__responses') }}
+),
+
+-- stored records that no source holds any more (a row gone from a re-read file export)
+vanished as (
+    select stored.record_node
+    from {{ this }} as stored
+    where cardinality(stored.neighbours) > 0
+        and not exists (select from current_records where current_records.record_node = stored.record_node)
+),
+
+rules_changed as (
+    select (select stored.rules_hash from {{ this }} as stored limit 1)
+        is distinct from (select rules.rules_hash from rules) as changed
+),
+
+touched as (
+    select record_node from touched_loaded
+    union
+    select record_node from vanished
+    union
+    -- a file customer is named by three re-read exports; one that drops it leaves no row to see
+    select stored.record_node from {{ this }} as stored where stored.record_node like 'crm\_file\_customer:%'
+    union
+    select record_node from current_records where (select changed from rules_changed)
+),
+
+{% endif -%}
+amo_values as (
+    select * from {{ ref('stg_amocrm__custom_field_values') }}
+    {{- identity_only_touched("'amocrm_' || entity_type || ':' || account || ':' || entity_id") }}
+),
+amo_contacts as (select * from {{ ref('stg_amocrm__contacts') }}{{ identity_only_touched('contact_key') }}),
+amo_leads as (select * from {{ ref('stg_amocrm__leads') }}{{ identity_only_touched('lead_key') }}),
+b24_contacts as (select * from {{ ref('stg_bitrix24__contacts') }}{{ identity_only_touched('contact_key') }}),
+b24_communications as (
+    select * from {{ ref('stg_bitrix24__communications') }}
+    {{- identity_only_touched("'bitrix24_' || entity_type || ':' || portal || ':' || entity_id") }}
+),
+b24_deals as (select * from {{ ref('stg_bitrix24__deals') }}{{ identity_only_touched('deal_key') }}),
+file_customers as (select * from {{ ref('stg_crm_files__customers') }}{{ identity_only_touched('customer_key') }}),
+file_orders as (
+    select * from {{ ref('stg_crm_files__orders') }}{{ identity_only_touched("'crm_file_customer:' || customer_id") }}
+),
+file_interactions as (
+    select * from {{ ref('stg_crm_files__interactions') }}{{ identity_only_touched("'crm_file_customer:' || customer_id") }}
+),
+responses as (select * from {{ ref('stg_surveys__responses') }}{{ identity_only_touched('response_key') }}),
+parties as (select * from {{ ref('int_party_records_collected') }}{{ identity_only_touched('node_key') }}),
 amo_keys as (
     select
         'amocrm_' || amo_values.entity_type || ':' || amo_values.account || ':' || amo_values.entity_id as node_a,
@@ -138,16 +264,49 @@ valid as (
         and node_b not in (select node_key from ignored)
 ),
 
+pairs as (
+    select node_a as record_node, node_b from valid
+    union all
+    select node_a as record_node, node_a as node_b from valid
+    union all
+    select node_a as record_node, node_b from lone_nodes
+),
+
+grouped as (
+    select record_node, array_agg(distinct node_b order by node_b) as neighbours
+    from pairs
+    group by record_node
+),
+
+{% if incremental -%}
+recomputed as (
+    select touched.record_node, coalesce(grouped.neighbours, cast('{}' as text[])) as neighbours
+    from touched
+    left join grouped on grouped.record_node = touched.record_node
+),
+
 final as (
-    select node_a, node_b from valid
-    union
-    select node_b as node_a, node_a as node_b from valid
-    union
-    select node_a, node_a as node_b from valid
-    union
-    select node_b as node_a, node_b as node_b from valid
-    union
-    select node_a, node_b from lone_nodes
+    select
+        recomputed.record_node,
+        recomputed.neighbours,
+        rules.rules_hash,
+        case
+            when stored.neighbours = recomputed.neighbours then stored.changed_at
+            else now()
+        end as changed_at
+    from recomputed
+    cross join rules
+    left join {{ this }} as stored on stored.record_node = recomputed.record_node
+    where stored.record_node is null and cardinality(recomputed.neighbours) > 0
+        or stored.neighbours <> recomputed.neighbours
+        or stored.rules_hash <> rules.rules_hash
 )
+{%- else -%}
+final as (
+    select grouped.record_node, grouped.neighbours, rules.rules_hash, now() as changed_at
+    from grouped
+    cross join rules
+)
+{%- endif %}
 
 select * from final

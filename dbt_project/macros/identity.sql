@@ -1,0 +1,52 @@
+{#- int_identity_edges_collected: in an incremental run an input keeps only the records the run
+    recomputes (the model's CTE `touched`); a full build reads everything. -#}
+{% macro identity_only_touched(key) -%}
+    {%- if is_incremental() %} where {{ key }} in (select record_node from touched){% endif -%}
+{%- endmacro %}
+
+{#- int_identity_nodes_resolved, pre-hook: the nodes to re-resolve in an incremental run, into
+    pg_temp.identity_scope. A record whose neighbours changed since the last resolution (its
+    changed_at is later than the newest resolved_at) brings its new neighbours and, through the
+    stored components of all of them, every node those components held: a component can merge
+    with another or split only among these nodes, and every edge of the graph touching them comes
+    from a record among them, so label propagation over just these records gives whole,
+    correct components. -#}
+{% macro identity_scope() -%}
+    drop table if exists pg_temp.identity_scope;
+    {%- if is_incremental() %}
+    create temp table identity_scope on commit drop as
+    with changed as (
+        select distinct changed_node.node_key
+        from {{ ref('int_identity_edges_collected') }} as edges
+        cross join lateral unnest(array_append(edges.neighbours, edges.record_node)) as changed_node (node_key)
+        where edges.changed_at > (select coalesce(max(stored.resolved_at), '-infinity') from {{ this }} as stored)
+    ),
+
+    affected_components as (
+        select distinct stored.component_key
+        from {{ this }} as stored
+        inner join changed on changed.node_key = stored.node_key
+    )
+
+    select node_key from changed
+    union
+    select stored.node_key
+    from {{ this }} as stored
+    inner join affected_components on affected_components.component_key = stored.component_key;
+    analyze identity_scope
+    {%- endif %}
+{%- endmacro %}
+
+{#- An incremental model whose stored table an earlier version built in another shape cannot be
+    merged into: say so, with the fix, instead of failing on a missing column. -#}
+{% macro require_stored_columns(columns) -%}
+    {%- if execute and is_incremental() -%}
+        {%- set stored = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
+        {%- set missing = columns | reject('in', stored) | list -%}
+        {%- if missing -%}
+            {{ exceptions.raise_compiler_error(this ~ " was built by an earlier version (no column " ~ missing | join(", ")
+                ~ "): rebuild it once with a full refresh — `cw transform --date <day> --full-refresh`, or the "
+                ~ "DAG's full_refresh param") }}
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}
