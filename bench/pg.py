@@ -15,20 +15,13 @@ from pathlib import Path
 
 import psycopg
 from customer_warehouse.paths import state_dir
-from customer_warehouse.warehouse import WarehouseDSN
+from customer_warehouse.warehouse import WarehouseDSN, apply_settings, embedded_settings
 
 from .procs import say
 
-# Why each: see docs/tuning.md. None of them trades durability (synchronous_commit stays on).
-TUNING: dict[str, str] = {
-    "shared_buffers": "512MB",        # default 128MB: the marts' working set re-read by dbt and GX
-    "max_wal_size": "4GB",            # default 1GB: a full load wrote several GB → forced checkpoints
-    "checkpoint_timeout": "15min",
-    "work_mem": "64MB",               # sorts and hashes of the intermediate models stay in memory
-    "maintenance_work_mem": "512MB",  # index builds after loads, VACUUM
-    "effective_cache_size": "8GB",
-    "random_page_cost": "1.1",        # SSD
-}
+# The embedded warehouse's own settings (why each: docs/tuning.md), so the bench measures what a
+# user runs; --no-tuning resets them to PostgreSQL's defaults.
+TUNING: dict[str, str] = embedded_settings()
 
 
 class BenchServer:
@@ -49,18 +42,7 @@ class BenchServer:
                             embedded=True)
 
     def _apply_settings(self, wanted: dict[str, str | None]) -> dict[str, str]:
-        with psycopg.connect(self.admin.uri, autocommit=True) as conn:
-            for name, value in wanted.items():
-                try:
-                    if value is None:
-                        conn.execute(f"alter system reset {name}")
-                    else:
-                        conn.execute(f"alter system set {name} = '{value}'")
-                except psycopg.Error as exc:  # a build without the option: measure without it
-                    say(f"PostgreSQL setting {name} = {value} not applied: {exc}")
-            conn.execute("select pg_reload_conf()")
-            pending = conn.execute("select count(*) from pg_settings where pending_restart").fetchone()[0]
-        if pending:
+        if apply_settings(self.admin, wanted):
             say("restarting the bench PostgreSQL to apply shared_buffers")
             self._restart()
         with psycopg.connect(self.admin.uri, autocommit=True) as conn:

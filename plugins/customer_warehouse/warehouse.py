@@ -11,6 +11,7 @@ import logging
 import os
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from urllib.parse import quote
 
 from .connections import WAREHOUSE_CONN_ID, get_connection
@@ -59,23 +60,90 @@ class WarehouseDSN:
         }
 
 
-def _embedded() -> WarehouseDSN:
+def embedded_settings() -> dict[str, str]:
+    """PostgreSQL settings of the embedded warehouse (why each: docs/tuning.md). The bench applies
+    the same, so its figures are what a `make demo` user gets. None of them trades durability."""
+    ram_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    return {
+        "shared_buffers": "512MB",
+        "max_wal_size": "4GB",
+        "checkpoint_timeout": "15min",
+        "work_mem": "64MB",
+        "maintenance_work_mem": "512MB",
+        "effective_cache_size": f"{max(1024, ram_mb // 2)}MB",
+        "random_page_cost": "1.1",
+    }
+
+
+def apply_settings(admin: WarehouseDSN, wanted: dict[str, str | None]) -> bool:
+    """``ALTER SYSTEM`` each setting (None = back to the default) and reload; True when one that
+    only a restart applies (shared_buffers) is not in force yet."""
+    import psycopg
+
+    with psycopg.connect(admin.uri, autocommit=True) as conn:
+        for name, value in wanted.items():
+            if value is None:
+                conn.execute(f"alter system reset {name}")
+            else:
+                conn.execute(f"alter system set {name} = '{value}'")
+        conn.execute("select pg_reload_conf()")
+        # compared here rather than read from pending_restart, which the reload (asynchronous)
+        # may not have set yet; SHOW prints memory in the largest exact unit, as written above
+        # (a reset one is compared with the built-in default, in the same units)
+        stale = conn.execute(
+            "select coalesce(bool_or(case when wanted.value is null then settings.setting <> settings.boot_val "
+            "else current_setting(settings.name) <> wanted.value end), false) "
+            "from pg_settings as settings join unnest(%s::text[], %s::text[]) as wanted (name, value) "
+            "on wanted.name = settings.name where settings.context = 'postmaster'",
+            (list(wanted), list(wanted.values()))).fetchone()[0]
+        return bool(stale)
+
+
+def restart_embedded(pgdata: Path) -> None:
+    """Restart an embedded server in place (pg_ctl reuses the socket options it was started with)."""
+    from pgserver._commands import pg_ctl
+
+    user = "pgserver" if os.name == "posix" and os.geteuid() == 0 else None  # as pgserver runs it
+    pg_ctl(["-w", "-m", "fast", "restart"], pgdata=pgdata, user=user, timeout=60)
+
+
+def _postmaster_running(pgdata: Path) -> bool:
+    from pgserver.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(pgdata)
+    return info is not None and info.is_running()
+
+
+def start_embedded(pgdata: Path) -> WarehouseDSN:
+    """Start (or reuse) the embedded PostgreSQL in ``pgdata`` with :func:`embedded_settings`, and
+    its ``warehouse`` database."""
     import pgserver
     import psycopg
 
-    pgdata = state_dir(".warehouse") / "pgdata"
     # pgserver narrates every start and exit at INFO; keep our own log line instead
     logging.getLogger("pgserver").setLevel(logging.WARNING)
-    log.info("no %s connection: using the embedded PostgreSQL in %s", WAREHOUSE_CONN_ID, pgdata)
+    was_running = _postmaster_running(pgdata)
     server = pgserver.get_server(pgdata, cleanup_mode=None)  # keep running between commands
     info = server.get_postmaster_info()
     socket_dir, port = str(info.socket_dir), int(info.port or 5432)
     admin = WarehouseDSN(socket_dir, port, "postgres", "", "postgres", embedded=True)
+    if apply_settings(admin, embedded_settings()):
+        if was_running:  # other processes may be connected: never pull it from under them
+            log.warning("the embedded PostgreSQL in %s needs a restart to apply its settings "
+                        "(shared_buffers); stop it when nothing uses it and the next command restarts it", pgdata)
+        else:  # this process just started it (the first start of a new cluster): nobody else is on it
+            restart_embedded(pgdata)
     with psycopg.connect(admin.uri, autocommit=True) as conn:
         exists = conn.execute("select 1 from pg_database where datname = %s", (EMBEDDED_DB,)).fetchone()
         if not exists:
             conn.execute(f'create database "{EMBEDDED_DB}"')
     return WarehouseDSN(socket_dir, port, "postgres", "", EMBEDDED_DB, embedded=True)
+
+
+def _embedded() -> WarehouseDSN:
+    pgdata = state_dir(".warehouse") / "pgdata"
+    log.info("no %s connection: using the embedded PostgreSQL in %s", WAREHOUSE_CONN_ID, pgdata)
+    return start_embedded(pgdata)
 
 
 @lru_cache(maxsize=1)
