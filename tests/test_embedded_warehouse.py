@@ -8,7 +8,7 @@ import time
 
 import psycopg
 import pytest
-from customer_warehouse.warehouse import embedded_settings, start_embedded
+from customer_warehouse.warehouse import embedded_settings, restart_embedded, start_embedded
 
 pytestmark = [pytest.mark.integration]
 
@@ -48,3 +48,7 @@ def test_a_new_embedded_warehouse_starts_tuned_and_keeps_running(pgdata):
     again = start_embedded(pgdata)  # the next command: settled, no restart under other clients
     assert _postmaster_pid(pgdata) == pid
     assert _show(again, "shared_buffers") == wanted["shared_buffers"]
+
+    restart_embedded(pgdata)  # `cw warehouse --restart`: same sockets, settings still in force
+    assert _postmaster_pid(pgdata) != pid
+    assert _show(again, "work_mem") == wanted["work_mem"]

@@ -94,6 +94,13 @@ def cmd_emulators(args) -> int:
 def cmd_warehouse(args) -> int:
     from . import warehouse
 
+    if args.restart:
+        if warehouse.get_connection(warehouse.WAREHOUSE_CONN_ID) is not None:
+            print(f"--restart is for the embedded PostgreSQL; {warehouse.WAREHOUSE_CONN_ID} is configured",
+                  file=sys.stderr)
+            return 2
+        if warehouse.embedded_running():
+            warehouse.restart_embedded(warehouse.embedded_pgdata())
     print(warehouse.resolve().uri)
     return 0
 
@@ -145,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_emulators)
 
     p = sub.add_parser("warehouse", help="print the warehouse URI")
+    p.add_argument("--restart", action="store_true",
+                   help="restart the embedded PostgreSQL first (to apply settings that need it)")
     p.set_defaults(func=cmd_warehouse)
 
     args = parser.parse_args(argv)

@@ -107,8 +107,10 @@ def restart_embedded(pgdata: Path) -> None:
     pg_ctl(["-w", "-m", "fast", "restart"], pgdata=pgdata, user=user, timeout=60)
 
 
-def _postmaster_running(pgdata: Path) -> bool:
+def embedded_running(pgdata: Path | None = None) -> bool:
     from pgserver.utils import PostmasterInfo
+
+    pgdata = pgdata or embedded_pgdata()
 
     info = PostmasterInfo.read_from_pgdata(pgdata)
     return info is not None and info.is_running()
@@ -122,7 +124,7 @@ def start_embedded(pgdata: Path) -> WarehouseDSN:
 
     # pgserver narrates every start and exit at INFO; keep our own log line instead
     logging.getLogger("pgserver").setLevel(logging.WARNING)
-    was_running = _postmaster_running(pgdata)
+    was_running = embedded_running(pgdata)
     server = pgserver.get_server(pgdata, cleanup_mode=None)  # keep running between commands
     info = server.get_postmaster_info()
     socket_dir, port = str(info.socket_dir), int(info.port or 5432)
@@ -130,8 +132,8 @@ def start_embedded(pgdata: Path) -> WarehouseDSN:
     if apply_settings(admin, embedded_settings()):
         if was_running:  # other processes may be connected: never pull it from under them
             log.warning("the embedded PostgreSQL in %s needs a restart to apply its settings "
-                        "(shared_buffers); stop it when nothing uses it and the next command restarts it", pgdata)
-        else:  # this process just started it (the first start of a new cluster): nobody else is on it
+                        "(shared_buffers): when nothing uses it, run `cw warehouse --restart`", pgdata)
+        else:  # this process just started it (usually a new cluster's first start): nobody is on it yet
             restart_embedded(pgdata)
     with psycopg.connect(admin.uri, autocommit=True) as conn:
         exists = conn.execute("select 1 from pg_database where datname = %s", (EMBEDDED_DB,)).fetchone()
@@ -140,8 +142,12 @@ def start_embedded(pgdata: Path) -> WarehouseDSN:
     return WarehouseDSN(socket_dir, port, "postgres", "", EMBEDDED_DB, embedded=True)
 
 
+def embedded_pgdata() -> Path:
+    return state_dir(".warehouse") / "pgdata"
+
+
 def _embedded() -> WarehouseDSN:
-    pgdata = state_dir(".warehouse") / "pgdata"
+    pgdata = embedded_pgdata()
     log.info("no %s connection: using the embedded PostgreSQL in %s", WAREHOUSE_CONN_ID, pgdata)
     return start_embedded(pgdata)
 
