@@ -42,6 +42,13 @@ rules as (
 ),
 
 {% if incremental -%}
+{#- files and surveys: their records and keys, read through staging -#}
+{%- set staged_records = [
+    ('stg_crm_files__customers', 'customer_key'),
+    ('stg_crm_files__orders', "'crm_file_customer:' || customer_id"),
+    ('stg_crm_files__interactions', "'crm_file_customer:' || customer_id"),
+    ('stg_surveys__responses', 'response_key'),
+] %}
 since as (select {{ new_batches_since() }} as loaded_at),
 
 -- records with a row in an unread batch: the CRM APIs' raw tables (not staging: a late version
@@ -62,38 +69,22 @@ touched_loaded as (
     where _loaded_at >= (select loaded_at from since)
     union
     {%- endfor %}
-    select customer_key from {{ ref('stg_crm_files__customers') }} where _loaded_at >= (select loaded_at from since)
-    union
-    select 'crm_file_customer:' || customer_id from {{ ref('stg_crm_files__orders') }}
-    where _loaded_at >= (select loaded_at from since)
-    union
-    select 'crm_file_customer:' || customer_id from {{ ref('stg_crm_files__interactions') }}
-    where _loaded_at >= (select loaded_at from since)
-    union
-    select response_key from {{ ref('stg_surveys__responses') }} where _loaded_at >= (select loaded_at from since)
+    {%- for model, key in staged_records %}
+    select {{ key }} from {{ ref(model) }} where _loaded_at >= (select loaded_at from since)
+    {{ "union" if not loop.last }}
+    {%- endfor %}
 ),
 
 -- every record the sources hold now
 current_records as (
-    select contact_key as record_node from {{ ref('stg_amocrm__contacts') }}
-    union all
-    select company_key from {{ ref('stg_amocrm__companies') }}
-    union all
-    select lead_key from {{ ref('stg_amocrm__leads') }}
-    union all
-    select contact_key from {{ ref('stg_bitrix24__contacts') }}
-    union all
-    select company_key from {{ ref('stg_bitrix24__companies') }}
-    union all
-    select deal_key from {{ ref('stg_bitrix24__deals') }}
-    union all
-    select customer_key from {{ ref('stg_crm_files__customers') }}
-    union all
-    select 'crm_file_customer:' || customer_id from {{ ref('stg_crm_files__orders') }}
-    union all
-    select 'crm_file_customer:' || customer_id from {{ ref('stg_crm_files__interactions') }}
-    union all
-    select response_key from {{ ref('stg_surveys__responses') }}
+    {%- for model, key in [
+        ('stg_amocrm__contacts', 'contact_key'), ('stg_amocrm__companies', 'company_key'),
+        ('stg_amocrm__leads', 'lead_key'), ('stg_bitrix24__contacts', 'contact_key'),
+        ('stg_bitrix24__companies', 'company_key'), ('stg_bitrix24__deals', 'deal_key'),
+    ] + staged_records %}
+    select {{ key }} as record_node from {{ ref(model) }}
+    {{ "union all" if not loop.last }}
+    {%- endfor %}
 ),
 
 -- stored records that no source holds any more (a row gone from a re-read file export)
