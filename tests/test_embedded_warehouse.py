@@ -44,9 +44,11 @@ def test_a_new_embedded_warehouse_starts_tuned_and_keeps_running(pgdata):
         assert _show(dsn, name) == wanted[name], name  # shared_buffers: the first start restarted it
     assert dsn.dbname == "warehouse"
     pid = _postmaster_pid(pgdata)
+    written = (pgdata / "postgresql.auto.conf").stat().st_mtime_ns
 
     again = start_embedded(pgdata)  # the next command: settled, no restart under other clients
     assert _postmaster_pid(pgdata) == pid
+    assert (pgdata / "postgresql.auto.conf").stat().st_mtime_ns == written  # nor a rewrite
     assert _show(again, "shared_buffers") == wanted["shared_buffers"]
 
     restart_embedded(pgdata)  # `cw warehouse --restart`: same sockets, settings still in force

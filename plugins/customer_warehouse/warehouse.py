@@ -81,6 +81,10 @@ def apply_settings(admin: WarehouseDSN, wanted: dict[str, str | None]) -> bool:
     import psycopg
 
     with psycopg.connect(admin.uri, autocommit=True) as conn:
+        in_force = dict(conn.execute("select name, current_setting(name) from pg_settings where name = any(%s)",
+                                     (list(wanted),)).fetchall())
+        if all(value is not None and in_force.get(name) == value for name, value in wanted.items()):
+            return False  # the usual start: nothing to write, no reload signalled to every backend
         for name, value in wanted.items():
             if value is None:
                 conn.execute(f"alter system reset {name}")
