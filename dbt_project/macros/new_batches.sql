@@ -30,7 +30,10 @@
     )
 {%- endmacro %}
 
-{% macro new_batches_snapshot() -%}
+{#- read_by: a model fed by another incremental model rather than by raw takes only the batches
+    that model has already read: a batch that committed after the upstream model's snapshot is not
+    in the upstream table yet, so it must stay unread here too. -#}
+{% macro new_batches_snapshot(read_by=none) -%}
     {%- set ledger = adapter.get_relation(database=target.database, schema='raw_meta',
                                           identifier='load_batches') if execute else none -%}
     drop table if exists pg_temp.new_batches;
@@ -38,6 +41,10 @@
     {% if ledger is not none -%}
     select batches.batch_id, coalesce(batches.finished_at, batches.started_at) as loaded_at
     from raw_meta.load_batches as batches
+    {%- if read_by %}
+    inner join ops.transform_batches as upstream
+        on upstream.model = '{{ read_by }}' and upstream.batch_id = batches.batch_id
+    {%- endif %}
     where not exists (
         select from ops.transform_batches as done
         where done.model = '{{ this.identifier }}' and done.batch_id = batches.batch_id

@@ -35,6 +35,9 @@ INCREMENTAL = {
     "int_web_visits_filtered": "*",
     "int_identity_edges_collected": "record_node, neighbours, rules_hash where cardinality(neighbours) > 0",
     "int_identity_nodes_resolved": "node_key, node_type, component_key",
+    "int_customer_interactions_resolved": "interaction_key, customer_id, source, deal_key, occurred_at, "
+                                          "occurred_date, channel, activity, is_complaint, direction, "
+                                          "manager_key, manager_name, outcome, body_text",
 }
 
 LATE_BATCH = "11111111-1111-1111-1111-111111111111"
@@ -210,6 +213,7 @@ def test_rerunning_an_earlier_day_keeps_later_visits(make_database, tmp_path_fac
     dsn, artifacts = dsn_from_uri(uri), tmp_path_factory.mktemp("dbt")
     build_all(dsn, RUN_DATE, artifacts_dir=artifacts)
     with psycopg.connect(uri) as conn:
+        episodes = conn.execute("select count(*) from int.int_customer_interactions_resolved").fetchone()[0]
         conn.execute("insert into raw_meta.load_batches (batch_id, source, entity, mode, status, started_at, "
                      f"finished_at) values ('{LATE_BATCH}', 'metrica', 'visits', 'incremental', 'loaded', now(), now())")
         conn.execute("insert into raw_metrica.visits (counter_id, visit_date, counter_timezone, visit_id, client_id, "
@@ -221,9 +225,17 @@ def test_rerunning_an_earlier_day_keeps_later_visits(make_database, tmp_path_fac
     with psycopg.connect(uri) as conn:
         kept = conn.execute("select visit_id from int.int_web_visits_filtered order by 1").fetchall()
         assert [r[0] for r in kept] == ["9001", "9002", "9003", "9005"]
-    build_all(dsn, RUN_DATE, artifacts_dir=artifacts)
+        # the resolved episodes, by contrast, end at the run date: the later ones left
+        count, in_time = conn.execute("select count(*), max(occurred_date) <= '2026-09-01' "
+                                      "from int.int_customer_interactions_resolved").fetchone()
+        assert in_time and 0 < count < episodes
+    build_all(dsn, RUN_DATE, artifacts_dir=artifacts)  # and they come back
+    resolved = INCREMENTAL["int_customer_interactions_resolved"]
     with psycopg.connect(uri) as conn:
         conn.execute("create table incremental_visits as select * from int.int_web_visits_filtered")
+        conn.execute(f"create table incremental_episodes as select {resolved} from int.int_customer_interactions_resolved")
     build_all(dsn, RUN_DATE, full_refresh=True, artifacts_dir=artifacts)
     with psycopg.connect(uri) as conn:
         assert _except_both_ways(conn, "int.int_web_visits_filtered", "incremental_visits") == (0, 0)
+        full = f"(select {resolved} from int.int_customer_interactions_resolved) as full_refresh"
+        assert _except_both_ways(conn, full, "incremental_episodes") == (0, 0)

@@ -1,6 +1,28 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['interaction_key'], 'unique': True}, {'columns': ['customer_id']},
+            {'columns': ['resolved_at']},
+        ],
+        pre_hook=["{{ new_batches_snapshot(read_by='int_interactions_unified') }}",
+                  "{{ interactions_resolved_scope() }}"],
+        post_hook=["{{ new_batches_consumed() }}", "{{ interactions_resolved_names_used() }}"],
+    )
+}}
 -- Contact episodes up to run_date with the customer resolved from the identity graph (and the
 -- name of an amoCRM user, resolved here rather than in the incremental int_interactions_unified
 -- so that a renamed user shows the same on an incremental night as on a full refresh).
+--
+-- Incremental: a night changes few episodes' rows, but rebuilding all of them cost as much as
+-- every other customer-level model together. The pre-hooks (macros/interactions_scope.sql) find
+-- the episodes whose row may have changed — new or edited episodes, episodes of re-resolved
+-- identity nodes, episodes that left or entered the table, episodes of renamed users — and
+-- delete their stored rows; this query inserts what they are now.
+-- depends_on: {{ ref('int_identity_nodes_resolved') }}
+{{ require_stored_columns(['interaction_key', 'customer_id', 'resolved_at']) }}
 with interactions as (select * from {{ ref('int_interactions_unified') }}),
 nodes as (select * from {{ ref('int_customer_nodes_resolved') }}),
 amo_users as (select * from {{ ref('stg_amocrm__users') }}),
@@ -20,12 +42,16 @@ final as (
         interactions.manager_key,
         coalesce(interactions.manager_name, amo_users.user_name) as manager_name,
         interactions.outcome,
-        interactions.body_text
+        interactions.body_text,
+        now() as resolved_at
     from interactions
     inner join nodes on nodes.node_key = interactions.party_node
     left join amo_users
         on interactions.source like 'amocrm%' and amo_users.manager_key = interactions.manager_key
     where {{ local_date('interactions.occurred_at') }} <= {{ run_date() }}
+    {%- if is_incremental() %}
+        and interactions.interaction_key in (select interaction_key from pg_temp.interactions_scope)
+    {%- endif %}
 )
 
 select * from final

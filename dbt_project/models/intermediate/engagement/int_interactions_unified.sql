@@ -7,7 +7,7 @@
         on_schema_change='append_new_columns',
         indexes=[
             {'columns': ['party_node']}, {'columns': ['interaction_key'], 'unique': True},
-            {'columns': ['source']},
+            {'columns': ['source']}, {'columns': ['_loaded_at']},
         ],
         pre_hook=["{{ new_batches_snapshot() }}"],
         post_hook=["{{ new_batches_consumed() }}", "{{ interactions_unified_cleanup() }}"],
