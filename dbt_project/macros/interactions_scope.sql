@@ -21,13 +21,15 @@
     drop table if exists pg_temp.interactions_scope;
     {%- if is_incremental() %}
     create temp table interactions_scope on commit drop as
-    with interactions as (select * from {{ ref('int_interactions_unified') }}),
-    nodes as (select * from {{ ref('int_customer_nodes_resolved') }}),
+    {#- the episodes table is named in each branch rather than once in a CTE: a CTE read several
+        times is materialised whole, and the first branch could no longer use its index -#}
+    {%- set interactions = ref('int_interactions_unified') %}
+    with nodes as (select * from {{ ref('int_customer_nodes_resolved') }}),
     stored_until as (select coalesce(max(resolved_at), '-infinity') as resolved_at from {{ this }}),
 
     should_be_stored as (
         select interactions.interaction_key
-        from interactions
+        from {{ interactions }} as interactions
         inner join nodes on nodes.node_key = interactions.party_node
         where {{ local_date('interactions.occurred_at') }} <= {{ run_date() }}
     ),
@@ -40,12 +42,12 @@
     )
 
     select interaction_key
-    from interactions
+    from {{ interactions }}
     where _loaded_at >= {{ new_batches_since() }}
     union
     select interactions.interaction_key
     from {{ ref('int_identity_nodes_resolved') }} as identity_nodes
-    inner join interactions on interactions.party_node = identity_nodes.node_key
+    inner join {{ interactions }} as interactions on interactions.party_node = identity_nodes.node_key
     where identity_nodes.resolved_at > (select resolved_at from stored_until)
     union
     select coalesce(stored.interaction_key, should_be_stored.interaction_key)
