@@ -40,7 +40,7 @@ def _show(dsn, name: str) -> str:
 def test_a_new_embedded_warehouse_starts_tuned_and_keeps_running(pgdata):
     dsn = start_embedded(pgdata)
     wanted = embedded_settings()
-    for name in ("shared_buffers", "work_mem", "max_wal_size", "random_page_cost"):
+    for name in ("shared_buffers", "work_mem", "max_wal_size", "random_page_cost", "wal_level"):
         assert _show(dsn, name) == wanted[name], name  # shared_buffers: the first start restarted it
     assert dsn.dbname == "warehouse"
     pid = _postmaster_pid(pgdata)

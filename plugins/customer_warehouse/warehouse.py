@@ -62,7 +62,8 @@ class WarehouseDSN:
 
 def embedded_settings() -> dict[str, str]:
     """PostgreSQL settings of the embedded warehouse (why each: docs/tuning.md). The bench applies
-    the same, so its figures are what a `make demo` user gets. None of them trades durability."""
+    the same, so its figures are what a `make demo` user gets. None of them trades durability;
+    wal_level=minimal rules out streaming replicas and point-in-time recovery of this cluster."""
     ram_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
     return {
         "shared_buffers": "512MB",
@@ -72,6 +73,10 @@ def embedded_settings() -> dict[str, str]:
         "maintenance_work_mem": "512MB",
         "effective_cache_size": f"{max(1024, ram_mb // 2)}MB",
         "random_page_cost": "1.1",
+        # a table dbt (re)creates is then written without WAL and flushed once at commit; the
+        # embedded warehouse has no replicas or WAL archive to feed (max_wal_senders=0 is required)
+        "wal_level": "minimal",
+        "max_wal_senders": "0",
     }
 
 

@@ -3,10 +3,7 @@
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='fail',
-        indexes=[
-            {'columns': ['interaction_key'], 'unique': True}, {'columns': ['customer_id']},
-            {'columns': ['resolved_at']},
-        ],
+        indexes=[{'columns': ['interaction_key'], 'unique': True}, {'columns': ['resolved_at']}],
         pre_hook=["{{ new_batches_snapshot(read_by='int_interactions_unified') }}",
                   "{{ interactions_resolved_scope() }}"],
         post_hook=["{{ new_batches_consumed() }}", "{{ interactions_resolved_names_used() }}"],
@@ -16,11 +13,13 @@
 -- name of an amoCRM user, resolved here rather than in the incremental int_interactions_unified
 -- so that a renamed user shows the same on an incremental night as on a full refresh).
 --
--- Incremental: a night changes few episodes' rows, but rebuilding all of them cost as much as
--- every other customer-level model together. The pre-hooks (macros/interactions_scope.sql) find
+-- Incremental: a night changes few episodes' rows, and rebuilding all of them was the second
+-- slowest model of a new day (28 s at medium scale, bench of session 4). The pre-hooks (macros/interactions_scope.sql) find
 -- the episodes whose row may have changed — new or edited episodes, episodes of re-resolved
 -- identity nodes, episodes that left or entered the table, episodes of renamed users — and
--- delete their stored rows; this query inserts what they are now.
+-- delete their stored rows; this query inserts what they are now. No index on customer_id: the
+-- per-customer aggregates downstream read every row, and with one the planner chose an index
+-- scan's random reads over a sequential scan and a sort, which was slower (customer_episodes).
 -- depends_on: {{ ref('int_identity_nodes_resolved') }}
 {{ require_stored_columns(['interaction_key', 'customer_id', 'resolved_at']) }}
 with interactions as (select * from {{ ref('int_interactions_unified') }}),

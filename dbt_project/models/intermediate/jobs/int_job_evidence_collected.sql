@@ -8,29 +8,27 @@ visits as (select * from {{ ref('int_web_visits_filtered') }} where visit_date <
 client_nodes as (select * from {{ ref('int_customer_nodes_resolved') }} where node_type = 'metrica_client_id'),
 responses as (select * from {{ ref('int_survey_responses_linked') }}),
 
+-- each input is read once (an input named twice would be materialised, and the planner's guess
+-- of the joins over it was off by 200×): a row giving two signals unpivots them in place
 signals as (
-    select customer_id, 'crm' as source, 'deal_purpose' as field, purpose as value, created_at as observed_at
+    select orders.customer_id, 'crm' as source, signal.field, signal.value, signal.observed_at
     from orders
-    where purpose is not null
-    union all
-    select customer_id, 'crm' as source, 'product' as field, product as value, closed_at as observed_at
-    from orders
-    where is_won and product is not null
+    cross join lateral (values
+        ('deal_purpose', orders.purpose, orders.created_at),
+        ('product', case when orders.is_won then orders.product end, orders.closed_at)
+    ) as signal (field, value, observed_at)
+    where signal.value is not null
     union all
     select customer_id, 'crm' as source, 'note' as field, body_text as value, occurred_at as observed_at
     from interactions
     where body_text is not null and body_text <> '' and activity in ('note', 'call', 'meeting', 'task', 'email')
     union all
-    select client_nodes.customer_id, 'metrica' as source, 'landing_page' as field, visits.landing_path as value,
-        visits.visited_at as observed_at
+    select client_nodes.customer_id, 'metrica' as source, signal.field, signal.value, visits.visited_at as observed_at
     from visits
     inner join client_nodes on client_nodes.source_key = visits.client_id
-    union all
-    select client_nodes.customer_id, 'metrica' as source, 'utm_term' as field, visits.utm_term as value,
-        visits.visited_at as observed_at
-    from visits
-    inner join client_nodes on client_nodes.source_key = visits.client_id
-    where visits.utm_term is not null
+    cross join lateral (values ('landing_page', visits.landing_path), ('utm_term', visits.utm_term))
+        as signal (field, value)
+    where signal.field = 'landing_page' or signal.value is not null
     union all
     select customer_id, 'surveys' as source, 'survey_purpose' as field, purpose as value, submitted_at as observed_at
     from responses
