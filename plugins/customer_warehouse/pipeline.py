@@ -81,9 +81,11 @@ def extract_load(source: str, unit: str, day: dt.date, full: bool = False) -> di
         "batches": [r.as_dict() for r in results],
         "rows_loaded": sum(r.rows_loaded for r in results),
         "rows_quarantined": sum(r.rows_quarantined for r in results),
+        "unchanged": [r.entity for r in results if r.unchanged],
     }
-    log.info("%s[%s] %s: %d rows loaded, %d quarantined in %.1fs", source, unit, day,
-             summary["rows_loaded"], summary["rows_quarantined"], summary["seconds"])
+    log.info("%s[%s] %s: %d rows loaded, %d quarantined in %.1fs%s", source, unit, day,
+             summary["rows_loaded"], summary["rows_quarantined"], summary["seconds"],
+             f"; unchanged since the last load, skipped: {', '.join(summary['unchanged'])}" if summary["unchanged"] else "")
     return summary
 
 

@@ -82,13 +82,45 @@ def test_same_files_twice_give_identical_snapshot(tmp_path, wh):
     cfg = _cfg(tmp_path)
     crm_files.extract_load(cfg, "default", WINDOW, wh)
     first = (_checksum(wh, "orders"), _checksum(wh, "customers"))
-    crm_files.extract_load(cfg, "default", WINDOW, wh)
+    full = Window.for_day(WINDOW.business_day, full=True)  # a full load reads the files again
+    crm_files.extract_load(cfg, "default", full, wh)
     assert (_checksum(wh, "orders"), _checksum(wh, "customers")) == first
     assert wh.execute("select count(*) from raw_crm_files.orders").fetchone()[0] == 3
     assert wh.execute("select email, phone from raw_crm_files.customers").fetchone() == ("anna@mail.ru", "79161234567")
     ledger = wh.execute("select entity, rows_read, rows_loaded, rows_quarantined from raw_meta.load_batches "
                         "order by started_at").fetchall()
     assert ledger == [("orders", 7, 3, 4), ("customers", 1, 1, 0)] * 2
+
+
+def _batches(wh) -> int:
+    return wh.execute("select count(*) from raw_meta.load_batches").fetchone()[0]
+
+
+def test_an_unchanged_export_is_not_loaded_again(tmp_path, wh):
+    (tmp_path / "orders.csv").write_bytes(ORDERS_RU.encode("cp1251"))
+    cfg = _cfg(tmp_path)
+    [loaded] = crm_files.extract_load(cfg, "default", WINDOW, wh)
+    snapshot = _checksum(wh, "orders")
+
+    [again] = crm_files.extract_load(cfg, "default", WINDOW, wh)  # the next night, same file
+    assert again.unchanged and again.batch_id == loaded.batch_id and again.rows_read == 0
+    assert _batches(wh) == 1 and _checksum(wh, "orders") == snapshot
+
+    # what decides the parse is part of the fingerprint: another business time zone loads
+    other_tz = Window.for_day(WINDOW.business_day, "Asia/Almaty")
+    [reparsed] = crm_files.extract_load(cfg, "default", other_tz, wh)
+    assert not reparsed.unchanged and reparsed.rows_read == 7 and _batches(wh) == 2
+    snapshot = _checksum(wh, "orders")
+
+    # rows gone from the raw table (emptied by hand): loaded again, whatever the ledger says
+    wh.execute("delete from raw_crm_files.orders")
+    [refilled] = crm_files.extract_load(cfg, "default", other_tz, wh)
+    assert not refilled.unchanged and _batches(wh) == 3 and _checksum(wh, "orders") == snapshot
+
+    # a changed file loads
+    (tmp_path / "orders.csv").write_text("order_id,customer_id,ordered_at,amount\n1,A,2026-01-01,10\n")
+    [changed] = crm_files.extract_load(cfg, "default", other_tz, wh)
+    assert not changed.unchanged and changed.rows_loaded == 1 and _batches(wh) == 4
 
 
 def test_new_export_replaces_the_snapshot(tmp_path, wh):

@@ -91,6 +91,19 @@ def test_reload_upserts_keeping_the_newest_submission(tmp_path, wh):
     assert got == {"r1": "В подарок", "r2": "В подарок", "r4": "Чтобы взбодриться утром"}
 
 
+def test_an_unchanged_export_under_the_same_mapping_is_not_loaded_again(tmp_path, wh):
+    _write(tmp_path)
+    cfg = _cfg(tmp_path)
+    [first] = survey_files.extract_load(cfg, "nps_2026", WINDOW, wh)
+    [again] = survey_files.extract_load(cfg, "nps_2026", WINDOW, wh)
+    assert again.unchanged and again.batch_id == first.batch_id and again.rows_read == 0
+    mapping = tmp_path / "nps_2026.mapping.yml"
+    mapping.write_text(mapping.read_text(encoding="utf-8") + "list_separator: '|'\n", encoding="utf-8")
+    [remapped] = survey_files.extract_load(cfg, "nps_2026", WINDOW, wh)  # same file, another mapping
+    assert not remapped.unchanged and remapped.rows_read == first.rows_read
+    assert wh.execute("select count(*) from raw_meta.load_batches").fetchone()[0] == 2
+
+
 def test_xlsx_without_response_id_uses_a_stable_hash(tmp_path, wh):
     wb = openpyxl.Workbook()
     ws = wb.active

@@ -7,6 +7,7 @@
 * adds new columns (schema drift) instead of failing, and reports them.
 """
 
+from . import unchanged
 from .batch import BatchResult, FastPathRefused, LoadInvariantError, RawBatch
 from .state import clear_state, get_state, set_state
 from .tables import Column, RawTable, ensure_meta_schema
@@ -22,4 +23,5 @@ __all__ = [
     "ensure_meta_schema",
     "get_state",
     "set_state",
+    "unchanged",
 ]

@@ -43,6 +43,7 @@ class BatchResult:
     rows_quarantined: int
     seconds: float
     drift: list[str] = field(default_factory=list)
+    unchanged: bool = False  # an input already loaded by batch_id, skipped (loading/unchanged.py)
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()

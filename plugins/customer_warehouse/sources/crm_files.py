@@ -15,8 +15,9 @@ sub-folders never replace each other.
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import logging
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any
 
 from psycopg import sql
 
-from ..loading import BatchResult, Column, RawBatch, RawTable
+from ..loading import BatchResult, Column, RawBatch, RawTable, unchanged
 from . import Window
 from .parsing import (
     clean_text,
@@ -180,13 +181,20 @@ def _find_file(folder: Path, stem: str) -> Path | None:
 # -- one file -----------------------------------------------------------------------------------
 def load_file(conn, entity: Entity | str, path: str | Path, *, unit: str = "default",
               window: Window | None = None) -> BatchResult:
-    """Replace ``raw_crm_files.<entity>`` rows of ``unit`` with the contents of one export file."""
+    """Replace ``raw_crm_files.<entity>`` rows of ``unit`` with the contents of one export file,
+    unless that very file is what they hold already (loading/unchanged.py; a ``full`` window
+    always loads)."""
     entity = ENTITY_BY_NAME[entity] if isinstance(entity, str) else entity
     path = Path(path)
     tz = window.tz if window else "Europe/Moscow"
     interval = (window.start, window.end) if window else (None, None)
-    detail: dict[str, Any] = {"file": path.name, "sha256": _sha256(path)}
+    detail: dict[str, Any] = {"file": path.name, "sha256": unchanged.file_sha256(path)}
+    detail["fingerprint"] = unchanged.fingerprint(detail["sha256"], tz, _parser_code())
     table = entity.table
+    if not (window and window.full):
+        skipped = unchanged.already_loaded(conn, SOURCE, entity.name, unit, detail["fingerprint"], table)
+        if skipped:
+            return skipped
     with RawBatch(conn, SOURCE, entity.name, unit=unit, interval=interval, mode="snapshot", detail=detail) as b, \
             TabularFile(path) as f:
         detail = b.detail  # RawBatch keeps its own copy; what is added below goes to the ledger
@@ -316,9 +324,8 @@ def _phone_or_fail(value) -> str | None:
     return phone
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+@functools.cache
+def _parser_code() -> str:
+    from . import parsing, tabular
+
+    return unchanged.code_hash([sys.modules[__name__], parsing, tabular])

@@ -36,10 +36,13 @@ so re-reading an export or an overlapping API window never duplicates anything.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import json
 import logging
 import re
+import sys
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -48,7 +51,7 @@ from typing import Any
 
 import yaml
 
-from ..loading import BatchResult, Column, RawBatch, RawTable
+from ..loading import BatchResult, Column, RawBatch, RawTable, unchanged
 from . import Window
 from .parsing import (
     clean_text,
@@ -298,15 +301,31 @@ def _data_file(folder: Path, stem: str) -> Path:
     return found[0]
 
 
+@functools.cache
+def _parser_code() -> str:
+    from . import parsing, tabular
+
+    return unchanged.code_hash([sys.modules[__name__], parsing, tabular])
+
+
 def load_file(conn, path: str | Path, mapping: SurveyMapping, *, window: Window | None = None,
               channel: str = "file") -> BatchResult:
-    """Land one survey export file under ``mapping``; one batch, upserted by response id."""
+    """Land one survey export file under ``mapping``; one batch, upserted by response id. A file
+    this form already loaded, under the same mapping, is skipped (loading/unchanged.py; a ``full``
+    window always loads)."""
     path = Path(path)
     tz = window.tz if window else "Europe/Moscow"
     interval = (window.start, window.end) if window else (None, None)
     table = responses_table()
+    detail = {"file": path.name, "mapping": mapping.source, "sha256": unchanged.file_sha256(path)}
+    detail["fingerprint"] = unchanged.fingerprint(detail["sha256"], tz, channel, json.dumps(dataclasses.asdict(mapping), sort_keys=True),
+                                                 _parser_code())
+    if not (window and window.full):
+        skipped = unchanged.already_loaded(conn, SOURCE, "responses", mapping.form_id, detail["fingerprint"], table)
+        if skipped:
+            return skipped
     with RawBatch(conn, SOURCE, "responses", unit=mapping.form_id, interval=interval, mode="upsert",
-                  detail={"file": path.name, "mapping": mapping.source}) as b, TabularFile(path) as f:
+                  detail=detail) as b, TabularFile(path) as f:
         columns = _resolve_columns(mapping, f.header, path)
         unmapped = [h for h in f.header if h not in columns.used()]
         b.detail.update(format=f.format, encoding=f.encoding, delimiter=f.delimiter, unmapped_columns=unmapped)
