@@ -43,7 +43,7 @@ class BenchServer:
 
     def _apply_settings(self, wanted: dict[str, str | None]) -> dict[str, str]:
         if apply_settings(self.admin, wanted):
-            say("restarting the bench PostgreSQL to apply shared_buffers")
+            say("restarting the bench PostgreSQL to apply its settings (shared_buffers, wal_level)")
             self._restart()
         with psycopg.connect(self.admin.uri, autocommit=True) as conn:
             return {name: conn.execute(f"show {name}").fetchone()[0] for name in TUNING}

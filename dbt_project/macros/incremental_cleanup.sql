@@ -6,13 +6,28 @@
     activities the deletion scan flags need nothing here: the scan stamps them with its batch, so
     they arrive as new rows without a party and strategy replace_keys drops them. -#}
 {% macro interactions_unified_cleanup() -%}
-    delete from {{ this }} as existing
-    where existing.source = 'crm_file'
-        and not exists (
-            select 1 from {{ ref('stg_crm_files__interactions') }} as files
-            where files.interaction_key = existing.interaction_key
-        );
+    with gone as (
+        delete from {{ this }} as existing
+        where existing.source = 'crm_file'
+            and not exists (
+                select 1 from {{ ref('stg_crm_files__interactions') }} as files
+                where files.interaction_key = existing.interaction_key
+            )
+        returning existing.interaction_key
+    )
+    insert into ops.interactions_removed (interaction_key) select interaction_key from gone;
     analyze {{ this }}
+{%- endmacro %}
+
+{#- int_interactions_unified, pre-hook: the keys it removes (here and by strategy replace_keys,
+    config removed_keys_log) are logged for int_customer_interactions_resolved, which would
+    otherwise have to compare all its keys with all of these to find them; that model reads the
+    log and empties it. -#}
+{% macro interactions_removed_log() -%}
+    create table if not exists ops.interactions_removed (
+        interaction_key text not null,
+        removed_at timestamptz not null default now()
+    )
 {%- endmacro %}
 
 {#- Incremental strategy 'replace_from' (config incremental_strategy='replace_from',
@@ -43,8 +58,9 @@
 {%- endmacro %}
 
 {#- Incremental strategy 'replace_keys' (config incremental_strategy='replace_keys',
-    unique_key='<column>', keep_where='<predicate on the batch>'): target rows whose key is in the
-    batch are deleted, then the batch rows that satisfy keep_where are inserted. A source row that
+    unique_key='<column>', keep_where='<predicate on the batch>'[, removed_keys_log='<table>']):
+    target rows whose key is in the batch are deleted, then the batch rows that satisfy keep_where
+    are inserted; the keys of those that do not go to removed_keys_log when it is set. A source row that
     stopped being one (deleted upstream, lost its party or its time) thus leaves the target in the
     same statement that would have updated it, with no scan of the whole target afterwards. -#}
 {% macro get_incremental_replace_keys_sql(arg_dict) -%}
@@ -52,7 +68,12 @@
     {%- set batch = arg_dict['temp_relation'] -%}
     {%- set key = adapter.quote(arg_dict['unique_key']) -%}
     {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+    {%- set removed_log = config.get('removed_keys_log') %}
     delete from {{ target }} as existing using {{ batch }} as batch where existing.{{ key }} = batch.{{ key }};
+    {%- if removed_log %}
+    insert into {{ removed_log }} ({{ key }})
+    select {{ key }} from {{ batch }} where not ({{ config.get('keep_where', 'true') }});
+    {%- endif %}
     insert into {{ target }} ({{ columns }})
     select {{ columns }} from {{ batch }} where {{ config.get('keep_where', 'true') }}
 {%- endmacro %}

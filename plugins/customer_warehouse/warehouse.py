@@ -82,7 +82,7 @@ def embedded_settings() -> dict[str, str]:
 
 def apply_settings(admin: WarehouseDSN, wanted: dict[str, str | None]) -> bool:
     """``ALTER SYSTEM`` each setting (None = back to the default) and reload; True when one that
-    only a restart applies (shared_buffers) is not in force yet."""
+    only a restart applies (shared_buffers, wal_level) is not in force yet."""
     import psycopg
 
     with psycopg.connect(admin.uri, autocommit=True) as conn:
@@ -141,7 +141,7 @@ def start_embedded(pgdata: Path) -> WarehouseDSN:
     if apply_settings(admin, embedded_settings()):
         if was_running:  # other processes may be connected: never pull it from under them
             log.warning("the embedded PostgreSQL in %s needs a restart to apply its settings "
-                        "(shared_buffers): when nothing uses it, run `cw warehouse --restart`", pgdata)
+                        "(shared_buffers, wal_level): when nothing uses it, run `cw warehouse --restart`", pgdata)
         else:  # this process just started it (usually a new cluster's first start): nobody is on it yet
             restart_embedded(pgdata)
     with psycopg.connect(admin.uri, autocommit=True) as conn:

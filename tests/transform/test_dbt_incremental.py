@@ -5,7 +5,7 @@ The late changes are made the way the loaders make them, each in a load batch th
 (raw_meta.load_batches, the rows' _loaded_at = the batch's finished_at): a Metrica re-pull replaces
 a date range whole (a visit changed, one vanished, one new), the Bitrix24 deletion scan flags an
 activity ``is_deleted`` in place, the CRM file export is re-read whole without one interaction, an
-amoCRM note is upserted with new text, an amoCRM user is renamed — and a long-running amoCRM
+amoCRM note is upserted with new text, an amoCRM lead is won, an amoCRM user is renamed — and a long-running amoCRM
 batch, started ten days ago, commits only now: its rows are older than everything the first build
 read, which a look-back window on _loaded_at would miss.
 
@@ -19,6 +19,7 @@ R2 is gone.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 import psycopg
 import pytest
@@ -31,6 +32,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 # incremental tables → what must equal a full refresh: bookkeeping times differ, and the edges keep
 # a gone record as an empty array (its tombstone) where a full build has no row
 INCREMENTAL = {
+    "stg_amocrm__leads": "*",
     "int_interactions_unified": "*",
     "int_web_visits_filtered": "*",
     "int_identity_edges_collected": "record_node, neighbours, rules_hash where cardinality(neighbours) > 0",
@@ -69,6 +71,10 @@ update raw_crm_files.interactions set _loaded_at = now();
 -- an amoCRM note edited (upsert: new record, new load time)
 update raw_amocrm.notes set record = jsonb_set(record, '{{params}}', '{{"text": "жалоба: зерно пережарено"}}'),
     _loaded_at = now() where id = 2;
+-- an amoCRM lead won (an upsert: new record, new load time)
+update raw_amocrm.leads set record = record || '{{"status_id": 142, "price": 7500, "closed_at": 1792051200}}',
+    _loaded_at = now(), _batch_id = '{LATE_BATCH}'
+where id = 3007;
 -- an amoCRM user renamed
 update raw_amocrm.users set record = jsonb_set(record, '{{name}}', '"Мария Старшая"'), _loaded_at = now()
 where id = 501;
@@ -103,6 +109,14 @@ def _age_raw(conn) -> None:
         conn.execute(f'update "{schema}"."{table}" set _loaded_at = _loaded_at - interval \'30 days\'')
 
 
+def md5(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()
+
+
+def _schema(table: str) -> str:
+    return "stg" if table.startswith("stg_") else "int"
+
+
 def _except_both_ways(conn, left: str, right: str) -> tuple[int, int]:
     return conn.execute(
         f"select (select count(*) from (select * from {left} except all select * from {right}) a), "
@@ -114,6 +128,11 @@ def late_change(make_database, tmp_path_factory):
     uri = make_database("cwinc")
     load_small_raw(uri)
     with psycopg.connect(uri) as conn:
+        # a call on Anna's Bitrix24 contact: when her sides split, it must follow that side
+        conn.execute("create temp table call_43 as select * from raw_bitrix24.activities where id = 41")
+        conn.execute("""update call_43 set id = 43,
+            record = record || '{"ID": "43", "OWNER_TYPE_ID": "3", "OWNER_ID": "22"}'""")
+        conn.execute("insert into raw_bitrix24.activities select * from call_43")
         _age_raw(conn)
     dsn = dsn_from_uri(uri)
     artifacts = tmp_path_factory.mktemp("dbt")
@@ -132,7 +151,7 @@ def late_change(make_database, tmp_path_factory):
             conn.execute(f"create table incremental_result.{table} as select * from marts_build.{table}")
         for table, columns in INCREMENTAL.items():
             select, _, where = columns.partition(" where ")
-            conn.execute(f"create table incremental_result.{table} as select {select} from int.{table} "
+            conn.execute(f"create table incremental_result.{table} as select {select} from {_schema(table)}.{table} "
                          f"where {where or 'true'}")
     build_all(dsn, RUN_DATE, full_refresh=True, artifacts_dir=artifacts)
     return uri, before
@@ -155,6 +174,8 @@ def test_incremental_run_saw_the_late_changes(late_change):
                    f"and batch_id in ('{LATE_BATCH}', '{LONG_BATCH}')") == 2
         assert one(f"select count(*) from {history} where source like 'amocrm%' "
                    "and manager_name is distinct from 'Мария Старшая'") == 0
+        assert one("select (deal_status, price) = ('won', 7500) from incremental_result.stg_amocrm__leads "
+                   "where lead_id = 3007")
         visits = "incremental_result.int_web_visits_filtered"
         assert sorted(r[0] for r in conn.execute(f"select visit_id from {visits}")) == ["9001", "9002", "9004"]
         assert one(f"select landing_path from {visits} where visit_id = '9002'") == "/gifts"
@@ -183,6 +204,10 @@ def test_identity_graph_merged_split_and_forgot_incrementally(late_change):
             "join incremental_result.first_resolution as f using (node_key)").fetchall())
         assert resolved[anna] and resolved[utro] and resolved["crm_file_customer:F2"]
         assert not resolved[f"amocrm_company:{ACC}:2001"] and not resolved[f"amocrm_contact:{ACC}:1002"]
+        # the call on Anna's Bitrix24 contact, loaded before and unchanged, moved with that side
+        customer = conn.execute("select customer_id from incremental_result.int_customer_interactions_resolved "
+                                f"where interaction_key = 'bitrix24_activity:{PORTAL}:43'").fetchone()[0]
+        assert customer == md5(second[anna_b24]) != md5(first[anna_b24])
 
 
 @pytest.mark.parametrize("table", MARTS)
@@ -197,7 +222,7 @@ def test_incremental_table_equals_full_refresh(late_change, table):
     uri, _ = late_change
     with psycopg.connect(uri) as conn:
         select, _, where = INCREMENTAL[table].partition(" where ")
-        full = f"(select {select} from int.{table} where {where or 'true'}) as full_refresh"
+        full = f"(select {select} from {_schema(table)}.{table} where {where or 'true'}) as full_refresh"
         assert _except_both_ways(conn, full, f"incremental_result.{table}") == (0, 0)
 
 

@@ -3,10 +3,13 @@
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='fail',
-        indexes=[{'columns': ['interaction_key'], 'unique': True}, {'columns': ['resolved_at']}],
+        indexes=[
+            {'columns': ['interaction_key'], 'unique': True}, {'columns': ['resolved_at']},
+            {'columns': ['occurred_date']},
+        ],
         pre_hook=["{{ new_batches_snapshot(read_by='int_interactions_unified') }}",
                   "{{ interactions_resolved_scope() }}"],
-        post_hook=["{{ new_batches_consumed() }}", "{{ interactions_resolved_names_used() }}"],
+        post_hook=["{{ new_batches_consumed() }}", "{{ interactions_resolved_inputs_used() }}"],
     )
 }}
 -- Contact episodes up to run_date with the customer resolved from the identity graph (and the
@@ -14,13 +17,15 @@
 -- so that a renamed user shows the same on an incremental night as on a full refresh).
 --
 -- Incremental: a night changes few episodes' rows, and rebuilding all of them was the second
--- slowest model of a new day (28 s at medium scale, bench of session 4). The pre-hooks (macros/interactions_scope.sql) find
--- the episodes whose row may have changed — new or edited episodes, episodes of re-resolved
--- identity nodes, episodes that left or entered the table, episodes of renamed users — and
+-- slowest model of a new day (28 s at medium scale, bench of session 4). The pre-hooks
+-- (macros/interactions_scope.sql) find the episodes whose row may have changed — new, edited or
+-- removed episodes, episodes of identity nodes that moved to another component or were
+-- forgotten, episodes the run date brought in or left out, episodes of renamed users — and
 -- delete their stored rows; this query inserts what they are now. No index on customer_id: the
 -- per-customer aggregates downstream read every row, and with one the planner chose an index
 -- scan's random reads over a sequential scan and a sort, which was slower (customer_episodes).
 -- depends_on: {{ ref('int_identity_nodes_resolved') }}
+-- depends_on: {{ ref('int_identity_edges_collected') }}
 {{ require_stored_columns(['interaction_key', 'customer_id', 'resolved_at']) }}
 with interactions as (select * from {{ ref('int_interactions_unified') }}),
 nodes as (select * from {{ ref('int_customer_nodes_resolved') }}),

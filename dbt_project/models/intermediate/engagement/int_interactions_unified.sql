@@ -4,12 +4,13 @@
         incremental_strategy='replace_keys',
         unique_key='interaction_key',
         keep_where='party_node is not null and occurred_at is not null',
+        removed_keys_log='ops.interactions_removed',
         on_schema_change='append_new_columns',
         indexes=[
             {'columns': ['party_node']}, {'columns': ['interaction_key'], 'unique': True},
-            {'columns': ['source']}, {'columns': ['_loaded_at']},
+            {'columns': ['source']}, {'columns': ['_loaded_at']}, {'columns': ['occurred_at']},
         ],
-        pre_hook=["{{ new_batches_snapshot() }}"],
+        pre_hook=["{{ new_batches_snapshot() }}", "{{ interactions_removed_log() }}"],
         post_hook=["{{ new_batches_consumed() }}", "{{ interactions_unified_cleanup() }}"],
     )
 }}

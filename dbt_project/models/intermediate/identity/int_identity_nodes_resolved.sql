@@ -18,7 +18,10 @@
 -- Incremental: only the components that records changed since the last run can have changed
 -- (pg_temp.identity_scope, macros/identity.sql); their nodes are resolved again and replace the
 -- stored ones, and a node no record mentions any more is removed (strategy replace_keys).
-{{ require_stored_columns(['node_key', 'component_key', 'resolved_at']) }}
+-- resolved_at is when a node was last resolved; component_changed_at when its component last
+-- changed (it keeps its value when a node is resolved again into the same component): most nodes
+-- of a touched component stay where they were, and their episodes need no new customer.
+{{ require_stored_columns(['node_key', 'component_key', 'resolved_at', 'component_changed_at']) }}
 {# work_mem: the first pass of a full build hash-aggregates every edge; 4MB would spill to disk #}
 with components as (
     select node_key, component_key
@@ -41,11 +44,21 @@ resolved as (select node_key, component_key from components),
 
 final as (
     select
-        node_key,
-        split_part(node_key, ':', 1) as node_type,
-        component_key,
-        now() as resolved_at
+        resolved.node_key,
+        split_part(resolved.node_key, ':', 1) as node_type,
+        resolved.component_key,
+        now() as resolved_at,
+        {%- if is_incremental() %}
+        case
+            when stored.component_key = resolved.component_key then stored.component_changed_at
+            else now()
+        end as component_changed_at
     from resolved
+    left join {{ this }} as stored on stored.node_key = resolved.node_key
+        {%- else %}
+        now() as component_changed_at
+    from resolved
+        {%- endif %}
 )
 
 select * from final
