@@ -15,9 +15,7 @@ sub-folders never replace each other.
 
 from __future__ import annotations
 
-import functools
 import logging
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +35,7 @@ from .parsing import (
     parse_decimal,
     parse_money,
 )
-from .tabular import Row, TabularError, TabularFile
+from .tabular import Row, TabularError, TabularFile, parser_code
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +187,7 @@ def load_file(conn, entity: Entity | str, path: str | Path, *, unit: str = "defa
     tz = window.tz if window else "Europe/Moscow"
     interval = (window.start, window.end) if window else (None, None)
     detail: dict[str, Any] = {"file": path.name, "sha256": unchanged.file_sha256(path)}
-    detail["fingerprint"] = unchanged.fingerprint(detail["sha256"], tz, _parser_code())
+    detail["fingerprint"] = unchanged.fingerprint(detail["sha256"], tz, parser_code(__name__))
     table = entity.table
     if not (window and window.full):
         skipped = unchanged.already_loaded(conn, SOURCE, entity.name, unit, detail["fingerprint"], table)
@@ -322,10 +320,3 @@ def _phone_or_fail(value) -> str | None:
     if phone is None:
         raise ValueError(f"not a phone number: {text!r}")
     return phone
-
-
-@functools.cache
-def _parser_code() -> str:
-    from . import parsing, tabular
-
-    return unchanged.code_hash([sys.modules[__name__], parsing, tabular])

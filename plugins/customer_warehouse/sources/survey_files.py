@@ -37,12 +37,10 @@ so re-reading an export or an overlapping API window never duplicates anything.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 import logging
 import re
-import sys
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -61,7 +59,7 @@ from .parsing import (
     parse_datetime,
     parse_decimal,
 )
-from .tabular import TabularFile
+from .tabular import TabularFile, parser_code
 
 log = logging.getLogger(__name__)
 
@@ -301,13 +299,6 @@ def _data_file(folder: Path, stem: str) -> Path:
     return found[0]
 
 
-@functools.cache
-def _parser_code() -> str:
-    from . import parsing, tabular
-
-    return unchanged.code_hash([sys.modules[__name__], parsing, tabular])
-
-
 def load_file(conn, path: str | Path, mapping: SurveyMapping, *, window: Window | None = None,
               channel: str = "file") -> BatchResult:
     """Land one survey export file under ``mapping``; one batch, upserted by response id. A file
@@ -318,8 +309,8 @@ def load_file(conn, path: str | Path, mapping: SurveyMapping, *, window: Window 
     interval = (window.start, window.end) if window else (None, None)
     table = responses_table()
     detail = {"file": path.name, "mapping": mapping.source, "sha256": unchanged.file_sha256(path)}
-    detail["fingerprint"] = unchanged.fingerprint(detail["sha256"], tz, channel, json.dumps(dataclasses.asdict(mapping), sort_keys=True),
-                                                 _parser_code())
+    mapping_text = json.dumps(dataclasses.asdict(mapping), sort_keys=True)
+    detail["fingerprint"] = unchanged.fingerprint(detail["sha256"], tz, channel, mapping_text, parser_code(__name__))
     if not (window and window.full):
         skipped = unchanged.already_loaded(conn, SOURCE, "responses", mapping.form_id, detail["fingerprint"], table)
         if skipped:

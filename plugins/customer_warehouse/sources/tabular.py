@@ -11,14 +11,27 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+from . import parsing
 from .parsing import UTF8_BOM, detect_encoding, sniff_delimiter
 
 SAMPLE_BYTES = 1 << 16
 csv.field_size_limit(16 << 20)
+
+
+@functools.cache
+def parser_code(module_name: str) -> str:
+    """Hash of the code that turns an export file of ``module_name`` into rows: that module, this
+    reader and the value parsers. Part of a file load's fingerprint (loading/unchanged.py), so a
+    changed parser loads every file again."""
+    from ..loading import unchanged
+
+    return unchanged.code_hash([sys.modules[module_name], sys.modules[__name__], parsing])
 
 
 class Row(NamedTuple):
