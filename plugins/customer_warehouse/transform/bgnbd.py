@@ -51,39 +51,72 @@ def _check_variant(variant: str) -> None:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
 
 
+@dataclass(frozen=True)
+class _Sample:
+    """A sample as its distinct values plus, per customer, indices into them.
+
+    Every term of the likelihood is a function of x, of T or of t_x alone, and a customer base has
+    few distinct values of each (purchase counts; whole days in the project's time unit), so the
+    costly gammaln/log calls run on the distinct values and each customer gathers its own. The
+    gathered numbers are the per-customer ones bit for bit, so the optimiser's path and the fitted
+    parameters are those of the plain per-customer formula; each evaluation is several times cheaper.
+    """
+
+    x: np.ndarray
+    x_index: np.ndarray
+    t_x: np.ndarray
+    t_x_index: np.ndarray
+    T: np.ndarray
+    T_index: np.ndarray
+
+    @classmethod
+    def of(cls, x, t_x, T) -> "_Sample":
+        x, t_x, T = _arrays(x, t_x, T)
+        ux, ix = np.unique(x, return_inverse=True)
+        utx, itx = np.unique(t_x, return_inverse=True)
+        uT, iT = np.unique(T, return_inverse=True)
+        return cls(ux, ix, utx, itx, uT, iT)
+
+    @property
+    def size(self) -> int:
+        return int(self.x_index.size)
+
+
 def log_likelihood(r: float, alpha: float, a: float, b: float, x, t_x, T, variant: str = "bgnbd") -> np.ndarray:
     """Per-customer log-likelihood (methods.md, equation 6 of the paper; or the MBG/NBD one)."""
     _check_variant(variant)
-    x, t_x, T = _arrays(x, t_x, T)
-    a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
+    return _log_likelihood(r, alpha, a, b, _Sample.of(x, t_x, T), variant)
+
+
+def _log_likelihood(r: float, alpha: float, a: float, b: float, sample: _Sample, variant: str) -> np.ndarray:
+    x = sample.x  # distinct values: the terms below that depend on x alone are per distinct x
+    rx = r + x
+    a1 = gammaln(rx) - gammaln(r) + r * np.log(alpha)
     if variant == "mbgnbd":
         a2 = gammaln(a + b) + gammaln(b + x + 1) - gammaln(b) - gammaln(a + b + x + 1)
-        a3 = -(r + x) * np.log(alpha + T)
-        a4 = np.log(a) - np.log(b + x) - (r + x) * np.log(alpha + t_x)
-        return a1 + a2 + np.logaddexp(a3, a4)
-    a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
-    a3 = -(r + x) * np.log(alpha + T)
-    repeat = x > 0
-    # b + x - 1 is only meaningful for repeaters; guard the log for the others
-    a4 = np.where(
-        repeat,
-        np.log(a) - np.log(np.where(repeat, b + x - 1, 1.0)) - (r + x) * np.log(alpha + t_x),
-        -np.inf,
-    )
-    return a1 + a2 + np.logaddexp(a3, a4)
+        a4_x = np.log(a) - np.log(b + x)
+    else:
+        a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
+        repeat = x > 0
+        # b + x - 1 is only meaningful for repeaters; the others cannot have dropped out
+        a4_x = np.where(repeat, np.log(a) - np.log(np.where(repeat, b + x - 1, 1.0)), -np.inf)
+    rx_c = rx[sample.x_index]
+    a3 = -rx_c * np.log(alpha + sample.T)[sample.T_index]
+    a4 = a4_x[sample.x_index] - rx_c * np.log(alpha + sample.t_x)[sample.t_x_index]
+    return (a1 + a2)[sample.x_index] + np.logaddexp(a3, a4)
 
 
 def fit(x, t_x, T, *, initial: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0),
         variant: str = "bgnbd") -> BgNbdParams:
     """Maximum-likelihood r, α, a, b; optimised on log-parameters so they stay positive."""
     _check_variant(variant)
-    x, t_x, T = _arrays(x, t_x, T)
-    if x.size == 0:
+    sample = _Sample.of(x, t_x, T)
+    if sample.size == 0:
         raise ValueError("cannot fit BG/NBD on zero customers")
 
     def negative_ll(log_params: np.ndarray) -> float:
         r, alpha, a, b = np.exp(log_params)
-        value = -float(np.sum(log_likelihood(r, alpha, a, b, x, t_x, T, variant)))
+        value = -float(np.sum(_log_likelihood(r, alpha, a, b, sample, variant)))
         return value if np.isfinite(value) else 1e300
 
     start = np.log(np.asarray(initial, dtype=float))
@@ -96,7 +129,7 @@ def fit(x, t_x, T, *, initial: tuple[float, float, float, float] = (1.0, 1.0, 1.
     polished = optimize.minimize(negative_ll, result.x, method="L-BFGS-B", bounds=bounds)
     best = polished if polished.fun <= result.fun else result
     r, alpha, a, b = (float(v) for v in np.exp(best.x))
-    return BgNbdParams(r, alpha, a, b, -float(best.fun), int(x.size), bool(result.success or polished.success),
+    return BgNbdParams(r, alpha, a, b, -float(best.fun), sample.size, bool(result.success or polished.success),
                        variant)
 
 
