@@ -346,6 +346,27 @@ def test_a_key_enforced_by_a_unique_index_is_relied_on(warehouse_uri, tmp_path):
     assert checks["raw_amocrm.leads.price_range"].status == "passed"
 
 
+def test_a_marts_key_index_stands_in_for_the_scan_and_only_a_real_one_does(warehouse_uri, tmp_path):
+    with psycopg.connect(warehouse_uri) as conn:
+        sample.load_orders(conn)
+        sample.build_marts(conn)
+        # dbt's `indexes` config on the marts builds these; a partial or non-unique index proves nothing
+        conn.execute("create unique index profitability_key on marts_build.customer_profitability (customer_id)")
+        conn.execute("create index jobs_customer on marts_build.customer_jobs (customer_id)")
+        conn.execute("create unique index jobs_partial on marts_build.customer_jobs (customer_id) "
+                     "where job_id = 'nothing'")
+        conn.execute("insert into marts_build.customer_jobs select * from marts_build.customer_jobs limit 1")
+
+    result = run_gate(warehouse_uri, ("marts_build",), run_date="2026-11-20", docs_dir=tmp_path / "docs")
+
+    checks = by_id(result)
+    key = checks["marts_build.customer_profitability.key_unique"]
+    assert key.status == "passed"
+    assert key.observed == "enforced by unique index marts_build.profitability_key (customer_id)"
+    jobs_key = checks["marts_build.customer_jobs.key_unique"]
+    assert jobs_key.status == "failed" and "enforced" not in jobs_key.observed
+
+
 def test_the_weekly_full_audit_day(monkeypatch):
     import datetime as dt
 

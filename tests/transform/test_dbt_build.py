@@ -45,6 +45,23 @@ def test_every_mart_has_rows_and_every_test_passed(built):
     assert set(summary["timings"]) >= {"dbt_base", "churn_fit", "dbt_churn_scored"}
 
 
+def test_every_marts_gate_key_is_a_unique_index(built):
+    """dbt's `indexes` config and the gate's keys (expectations/checks/marts.yml) name the same
+    columns, so the gate can take the index for its key check and a duplicate fails the build."""
+    from customer_warehouse.quality.config import mart_specs
+
+    _, uri, _, _ = built
+    for spec in mart_specs():
+        if not spec.key:
+            continue
+        indexed = rows(uri, "select array_agg(a.attname::text order by k.ord) from pg_index i "
+                            "cross join lateral unnest(i.indkey) with ordinality as k(attnum, ord) "
+                            "join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum "
+                            "where i.indrelid = to_regclass(%s) and i.indisunique and i.indpred is null "
+                            "group by i.indexrelid", (f"marts_build.{spec.table}",))
+        assert list(spec.key) in [list(cols) for (cols,) in indexed], (spec.table, indexed)
+
+
 def test_identity_resolution_merges_sources_and_leaves_strangers_out(built):
     _, uri, _, _ = built
     anna = customer_of(uri, "amocrm_contact", "1001")

@@ -175,7 +175,7 @@ def mart_specs(schema: str = "marts_build", root: Path | None = None) -> list[Ta
     variables = {k: str(v).strip() for k, v in (data.get("vars") or {}).items()}
     return [
         TableSpec(schema, table, bool((tconf or {}).get("required", False)),
-                  tuple(_table_checks(schema, table, tconf or {}, variables)))
+                  tuple(_table_checks(schema, table, tconf or {}, variables)), key=tuple((tconf or {}).get("key") or ()))
         for table, tconf in (data.get("tables") or {}).items()
     ]
 

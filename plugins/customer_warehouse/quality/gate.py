@@ -314,30 +314,27 @@ def _unique_indexes(conn, spec: TableSpec) -> list[tuple[str, list[str]]]:
 
 def _resolve_without_gx(conn, runnable: list[tuple[TableSpec, list[Check]]], scopes: dict[str, Scope],
                         severity: Severity, result: GateResult) -> list[tuple[TableSpec, list[Check]]]:
-    """Checks that need no query: a key a unique index enforces, nothing new to check, the history
-    check of a full audit (``key_unique`` over the whole table covers it)."""
+    """Checks that need no query: a key a unique index enforces (the upsert loaders' primary keys,
+    the marts' key indexes), nothing new to check, the history check of a full audit
+    (``key_unique`` over the whole table covers it)."""
     keep = []
     for spec, checks in runnable:
         scope = scopes.get(spec.qualified)
-        if scope is None:
-            keep.append((spec, checks))
-            continue
-        enforced = next(((n, c) for n, c in _unique_indexes(conn, spec) if spec.key and set(c) <= set(spec.key)),
+        enforced = next(((n, c) for n, c in _unique_indexes(conn, spec) if set(c) <= set(spec.key)),
                         None) if spec.key else None
         left = []
         for check in checks:
-            if check.kind == "unique" or check.name == HISTORY_CHECK:
-                if enforced:
-                    result.checks.append(_result(check, severity, PASSED,
-                                                 f"enforced by unique index {enforced[0]} ({', '.join(enforced[1])})",
-                                                 expected_text(check)))
-                    continue
-                if check.name == HISTORY_CHECK and scope.mode == FULL:
-                    result.checks.append(_result(check, severity, SKIPPED,
-                                                 "whole table checked: key_unique covers the history",
-                                                 expected_text(check)))
-                    continue
-            if scope.rows == 0:
+            if enforced and (check.kind == "unique" or check.name == HISTORY_CHECK):
+                result.checks.append(_result(check, severity, PASSED,
+                                             f"enforced by unique index {enforced[0]} ({', '.join(enforced[1])})",
+                                             expected_text(check)))
+                continue
+            if scope is not None and check.name == HISTORY_CHECK and scope.mode == FULL:
+                result.checks.append(_result(check, severity, SKIPPED,
+                                             "whole table checked: key_unique covers the history",
+                                             expected_text(check)))
+                continue
+            if scope is not None and scope.rows == 0:
                 result.checks.append(_result(check, severity, SKIPPED,
                                              "no rows to check: every batch in the table was accepted before",
                                              expected_text(check)))
