@@ -1,14 +1,16 @@
 -- One row per deal or order from every CRM: won ones are revenue, lost ones carry their loss
 -- reason, open ones are planned work. Observation ends at var run_date: anything created (or,
 -- for closed deals, closed) after it is left out. Amounts are in RUB.
-with amo_leads as (select * from {{ ref('stg_amocrm__leads') }}),
+-- the deal sources are read twice (their rows, their distinct titles): not materialized, or
+-- PostgreSQL would copy every deal before reading it
+with amo_leads as not materialized (select * from {{ ref('stg_amocrm__leads') }}),
 amo_values as (select * from {{ ref('stg_amocrm__custom_field_values') }}),
 amo_users as (select * from {{ ref('stg_amocrm__users') }}),
 amo_loss_reasons as (select * from {{ ref('stg_amocrm__loss_reasons') }}),
 amo_statuses as (select * from {{ ref('stg_amocrm__pipeline_statuses') }}),
-b24_deals as (select * from {{ ref('stg_bitrix24__deals') }}),
+b24_deals as not materialized (select * from {{ ref('stg_bitrix24__deals') }}),
 b24_stages as (select * from {{ ref('stg_bitrix24__deal_stages') }}),
-file_orders as (select * from {{ ref('stg_crm_files__orders') }}),
+file_orders as not materialized (select * from {{ ref('stg_crm_files__orders') }}),
 status_map as (select * from {{ ref('order_status_map') }}),
 catalog as (select * from {{ ref('product_catalog') }}),
 field_map as (select * from {{ ref('crm_field_map') }}),
@@ -167,7 +169,16 @@ unioned as (
 ),
 
 -- the product: the file's column, else the longest catalog name inside the deal title (looked up
--- once per distinct title: deal titles repeat, and the lookup scans the catalog)
+-- once per distinct title: deal titles repeat, and the lookup scans the catalog). The titles come
+-- from the sources, not from `unioned`: read twice, that wide union would be materialized
+titles as (
+    select coalesce(lead_name, '') as title_key from amo_leads where not is_deleted
+    union
+    select coalesce(deal_title, '') from b24_deals where not is_deleted
+    union
+    select coalesce(product, '') from file_orders where customer_id is not null
+),
+
 title_products as (
     select
         titles.title_key,
@@ -178,7 +189,7 @@ title_products as (
             order by length(catalog.product) desc
             limit 1
         ) as product
-    from (select distinct coalesce(title, '') as title_key from unioned) as titles
+    from titles
 ),
 
 with_product as (
