@@ -70,7 +70,7 @@ class _Sample:
     T_index: np.ndarray
 
     @classmethod
-    def of(cls, x, t_x, T) -> "_Sample":
+    def of(cls, x, t_x, T) -> _Sample:
         x, t_x, T = _arrays(x, t_x, T)
         ux, ix = np.unique(x, return_inverse=True)
         utx, itx = np.unique(t_x, return_inverse=True)
