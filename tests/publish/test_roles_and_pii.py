@@ -39,6 +39,34 @@ def test_roles_are_idempotent_and_log_in_only_with_a_password(wh, prefix, monkey
     assert "bi-pass-never-logged" not in caplog.text
 
 
+def test_a_role_created_concurrently_by_another_publish_is_not_an_error(warehouse_uri, prefix):
+    """Roles are cluster-wide, so a publish into another database can create one between our check
+    and our CREATE ROLE; PostgreSQL then fails ours on pg_authid's unique index."""
+    import threading
+
+    names = roles.role_names(prefix)
+    outcome = {}
+    with psycopg.connect(warehouse_uri) as other:
+        other.execute(sql.SQL("create role {} nologin").format(sql.Identifier(names["loader"])))  # not committed
+
+        def publish_side():
+            with psycopg.connect(warehouse_uri) as conn:
+                try:
+                    outcome["names"] = roles.ensure_roles(conn, prefix)  # sees no role, blocks on the insert
+                    conn.commit()
+                except Exception as err:  # surfaced by the assertion below
+                    outcome["error"] = err
+
+        worker = threading.Thread(target=publish_side)
+        worker.start()
+        worker.join(timeout=1.0)
+        assert worker.is_alive(), "ensure_roles should wait for the other transaction's CREATE ROLE"
+        other.commit()
+    worker.join(timeout=30)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["names"] == names
+
+
 def test_loader_writes_raw_transformer_reads_it_bi_sees_neither(wh, prefix):
     sample.load_orders(wh)
     roles.ensure_roles(wh, prefix)

@@ -39,7 +39,10 @@ def ensure_roles(conn, prefix: str | None = None) -> dict[str, str]:
             try:
                 with conn.transaction():  # a concurrent publish may create it first
                     conn.execute(sql.SQL("create role {} nologin").format(sql.Identifier(name)))
-            except psycopg.errors.DuplicateObject:
+            except (psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
+                # roles are cluster-wide: a publish into another database of the same cluster may
+                # create it between the check and the insert, and then the loser's CREATE ROLE fails
+                # on pg_authid's unique index rather than with duplicate_object
                 pass
         password = os.environ.get(f"CW_{role.upper()}_PASSWORD")
         if password:
