@@ -45,6 +45,30 @@ def test_every_mart_has_rows_and_every_test_passed(built):
     assert set(summary["timings"]) >= {"dbt_base", "churn_fit", "dbt_churn_scored"}
 
 
+def _unique_indexes(uri, relation):
+    return [list(cols) for (cols,) in rows(
+        uri, "select array_agg(a.attname::text order by k.ord) from pg_index i "
+             "cross join lateral unnest(i.indkey) with ordinality as k(attnum, ord) "
+             "join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum "
+             "where i.indrelid = to_regclass(%s) and i.indisunique and i.indpred is null "
+             "group by i.indexrelid", (relation,))]
+
+
+def test_every_declared_unique_index_exists(built):
+    """A key with a unique index carries no dbt `unique` test (the index is the stronger check), so
+    the index must really be there: every model's `indexes` config with unique: true, after a build."""
+    import json
+
+    _, uri, _, artifacts = built
+    manifest = json.loads((artifacts / "target" / "manifest.json").read_text())
+    declared = [(f"{node['schema']}.{node['alias']}", index["columns"])
+                for node in manifest["nodes"].values() if node["resource_type"] == "model"
+                for index in node["config"].get("indexes") or [] if index.get("unique")]
+    assert len(declared) >= 15  # the five keyed int/stg tables and every keyed mart
+    for relation, columns in declared:
+        assert columns in _unique_indexes(uri, relation), relation
+
+
 def test_every_marts_gate_key_is_a_unique_index(built):
     """dbt's `indexes` config and the gate's keys (expectations/checks/marts.yml) name the same
     columns, so the gate can take the index for its key check and a duplicate fails the build."""
@@ -52,14 +76,8 @@ def test_every_marts_gate_key_is_a_unique_index(built):
 
     _, uri, _, _ = built
     for spec in mart_specs():
-        if not spec.key:
-            continue
-        indexed = rows(uri, "select array_agg(a.attname::text order by k.ord) from pg_index i "
-                            "cross join lateral unnest(i.indkey) with ordinality as k(attnum, ord) "
-                            "join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum "
-                            "where i.indrelid = to_regclass(%s) and i.indisunique and i.indpred is null "
-                            "group by i.indexrelid", (f"marts_build.{spec.table}",))
-        assert list(spec.key) in [list(cols) for (cols,) in indexed], (spec.table, indexed)
+        if spec.key:
+            assert list(spec.key) in _unique_indexes(uri, f"marts_build.{spec.table}"), spec.table
 
 
 def test_identity_resolution_merges_sources_and_leaves_strangers_out(built):
