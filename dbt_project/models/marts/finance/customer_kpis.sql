@@ -12,52 +12,40 @@ purchase_days as (
     group by customer_id, order_date
 ),
 
-firsts as (
-    select customer_id, min(order_date) as first_purchase_date from purchase_days group by customer_id
-),
-
-months as (
-    select cast(generate_series(
-        {{ dbt.date_trunc('month', 'min(order_date)') }},
-        {{ dbt.date_trunc('month', run_date()) }},
-        interval '1 month'
-    ) as date) as month_start
-    from purchase_days
-),
-
-buyers as (
-    select
-        cast({{ dbt.date_trunc('month', 'purchase_days.order_date') }} as date) as month_start,
-        purchase_days.customer_id,
-        sum(purchase_days.revenue) as revenue,
-        count(*) as transactions,
-        bool_or({{ dbt.date_trunc('month', 'firsts.first_purchase_date') }}
-            = {{ dbt.date_trunc('month', 'purchase_days.order_date') }}) as is_new
-    from purchase_days
-    inner join firsts on firsts.customer_id = purchase_days.customer_id
-    group by {{ dbt.date_trunc('month', 'purchase_days.order_date') }}, purchase_days.customer_id
-),
-
+-- everything below works on customer-months (fewer rows than purchase days), in one sort: the
+-- first month (new versus returning) and the trailing year are windows over a customer's months
 customer_months as (
     select
         customer_id,
         cast({{ dbt.date_trunc('month', 'order_date') }} as date) as month_start,
+        sum(revenue) as revenue,
         count(*) as purchase_days
     from purchase_days
     group by customer_id, {{ dbt.date_trunc('month', 'order_date') }}
 ),
 
--- purchase days in the 12 months ending with each month a customer bought in (a window over
--- the customer's months, so the cost stays linear in customer-months)
-trailing_year as (
+buyers as (
     select
         month_start,
         customer_id,
+        revenue,
+        purchase_days as transactions,
+        month_start = min(month_start) over (partition by customer_id) as is_new,
+        -- purchase days in the 12 months ending with this month
         sum(purchase_days) over (
             partition by customer_id order by month_start
             range between interval '11 months' preceding and current row
         ) as purchases_12m
     from customer_months
+),
+
+months as (
+    select cast(generate_series(
+        min(month_start),
+        {{ dbt.date_trunc('month', run_date()) }},
+        interval '1 month'
+    ) as date) as month_start
+    from buyers
 ),
 
 monthly as (
@@ -68,10 +56,9 @@ monthly as (
         coalesce(sum(buyers.transactions), 0) as transactions,
         count(*) filter (where buyers.is_new) as new_customers,
         count(*) filter (where not buyers.is_new) as returning_customers,
-        count(*) filter (where trailing_year.purchases_12m >= (select frequent_min from settings)) as frequent_customers
+        count(*) filter (where buyers.purchases_12m >= (select frequent_min from settings)) as frequent_customers
     from months
     left join buyers on buyers.month_start = months.month_start
-    left join trailing_year on trailing_year.month_start = buyers.month_start and trailing_year.customer_id = buyers.customer_id
     group by months.month_start
 ),
 
