@@ -4,7 +4,7 @@
         incremental_strategy='replace_from',
         replace_from_column='visit_date',
         on_schema_change='append_new_columns',
-        indexes=[{'columns': ['client_id']}, {'columns': ['visit_date']}],
+        indexes=[{'columns': ['visit_date']}],
         pre_hook=["{{ new_batches_snapshot() }}"],
         post_hook=["{{ new_batches_consumed() }}"],
     )
