@@ -69,6 +69,24 @@ def test_every_declared_unique_index_exists(built):
         assert columns in _unique_indexes(uri, relation), relation
 
 
+def test_every_table_the_build_made_has_statistics(built):
+    """The post-hook analyzes fresh tables (and incremental ones only when they changed enough):
+    a table without statistics makes the next model's planner guess."""
+    import json
+
+    _, uri, _, artifacts = built
+    manifest = json.loads((artifacts / "target" / "manifest.json").read_text())
+    tables = [(node["schema"], node["alias"]) for node in manifest["nodes"].values()
+              if node["resource_type"] == "model" and node["config"]["materialized"] in ("table", "incremental")]
+    assert any(m == "incremental" for m in (n["config"]["materialized"] for n in manifest["nodes"].values()
+                                            if n["resource_type"] == "model"))
+    missing = [f"{schema}.{table}" for schema, table in tables
+               if rows(uri, f'select count(*) from "{schema}"."{table}"')[0][0] > 0
+               and not rows(uri, "select 1 from pg_stats where schemaname = %s and tablename = %s limit 1",
+                            (schema, table))]
+    assert not missing
+
+
 def test_every_marts_gate_key_is_a_unique_index(built):
     """dbt's `indexes` config and the gate's keys (expectations/checks/marts.yml) name the same
     columns, so the gate can take the index for its key check and a duplicate fails the build."""
