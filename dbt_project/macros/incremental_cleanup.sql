@@ -15,8 +15,8 @@
             )
         returning existing.interaction_key
     )
-    insert into ops.interactions_removed (interaction_key) select interaction_key from gone;
-    analyze {{ this }}
+    insert into ops.interactions_removed (interaction_key) select interaction_key from gone
+    {#- no ANALYZE here: the project's post-hook (macros/analyze.sql) decides -#}
 {%- endmacro %}
 
 {#- int_interactions_unified, pre-hook: the keys it removes (here and by strategy replace_keys,
