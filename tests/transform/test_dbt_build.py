@@ -45,13 +45,11 @@ def test_every_mart_has_rows_and_every_test_passed(built):
     assert set(summary["timings"]) >= {"dbt_base", "churn_fit", "dbt_churn_scored"}
 
 
-def _unique_indexes(uri, relation):
-    return [list(cols) for (cols,) in rows(
-        uri, "select array_agg(a.attname::text order by k.ord) from pg_index i "
-             "cross join lateral unnest(i.indkey) with ordinality as k(attnum, ord) "
-             "join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum "
-             "where i.indrelid = to_regclass(%s) and i.indisunique and i.indpred is null "
-             "group by i.indexrelid", (relation,))]
+def _unique_indexes(uri, schema, table):
+    from customer_warehouse.quality.gate import unique_indexes
+
+    with psycopg.connect(uri) as conn:
+        return [columns for _, columns in unique_indexes(conn, schema, table)]
 
 
 def test_every_declared_unique_index_exists(built):
@@ -61,12 +59,12 @@ def test_every_declared_unique_index_exists(built):
 
     _, uri, _, artifacts = built
     manifest = json.loads((artifacts / "target" / "manifest.json").read_text())
-    declared = [(f"{node['schema']}.{node['alias']}", index["columns"])
+    declared = [((node["schema"], node["alias"]), index["columns"])
                 for node in manifest["nodes"].values() if node["resource_type"] == "model"
                 for index in node["config"].get("indexes") or [] if index.get("unique")]
     assert len(declared) >= 15  # the five keyed int/stg tables and every keyed mart
     for relation, columns in declared:
-        assert columns in _unique_indexes(uri, relation), relation
+        assert columns in _unique_indexes(uri, *relation), relation
 
 
 def test_every_table_the_build_made_has_statistics(built):
@@ -76,10 +74,10 @@ def test_every_table_the_build_made_has_statistics(built):
 
     _, uri, _, artifacts = built
     manifest = json.loads((artifacts / "target" / "manifest.json").read_text())
-    tables = [(node["schema"], node["alias"]) for node in manifest["nodes"].values()
-              if node["resource_type"] == "model" and node["config"]["materialized"] in ("table", "incremental")]
-    assert any(m == "incremental" for m in (n["config"]["materialized"] for n in manifest["nodes"].values()
-                                            if n["resource_type"] == "model"))
+    models = [node for node in manifest["nodes"].values() if node["resource_type"] == "model"]
+    tables = [(node["schema"], node["alias"]) for node in models
+              if node["config"]["materialized"] in ("table", "incremental")]
+    assert any(node["config"]["materialized"] == "incremental" for node in models)
     missing = [f"{schema}.{table}" for schema, table in tables
                if rows(uri, f'select count(*) from "{schema}"."{table}"')[0][0] > 0
                and not rows(uri, "select 1 from pg_stats where schemaname = %s and tablename = %s limit 1",
@@ -95,7 +93,7 @@ def test_every_marts_gate_key_is_a_unique_index(built):
     _, uri, _, _ = built
     for spec in mart_specs():
         if spec.key:
-            assert list(spec.key) in _unique_indexes(uri, f"marts_build.{spec.table}"), spec.table
+            assert list(spec.key) in _unique_indexes(uri, "marts_build", spec.table), spec.table
 
 
 def test_identity_resolution_merges_sources_and_leaves_strangers_out(built):

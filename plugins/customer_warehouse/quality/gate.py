@@ -301,14 +301,15 @@ def _scope_raw_tables(conn, runnable: list[tuple[TableSpec, list[Check]]], candi
     return scopes
 
 
-def _unique_indexes(conn, spec: TableSpec) -> list[tuple[str, list[str]]]:
-    """Plain (non-partial, column-only) unique indexes of the table, with their columns."""
+def unique_indexes(conn, schema: str, table: str) -> list[tuple[str, list[str]]]:
+    """Plain (non-partial, column-only) unique indexes of the table, with their columns: what the
+    gate takes as proof of a key (and what tests check dbt built)."""
     rows = conn.execute(
         "select i.indexrelid::regclass::text, array_agg(a.attname::text order by k.ord) "
         "from pg_index i cross join lateral unnest(i.indkey) with ordinality as k(attnum, ord) "
         "join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum "
         "where i.indrelid = to_regclass(%s) and i.indisunique and i.indpred is null and i.indexprs is null "
-        "group by i.indexrelid", (f'"{spec.schema}"."{spec.table}"',)).fetchall()
+        "group by i.indexrelid", (f'"{schema}"."{table}"',)).fetchall()
     return [(name, list(cols)) for name, cols in rows]
 
 
@@ -320,7 +321,7 @@ def _resolve_without_gx(conn, runnable: list[tuple[TableSpec, list[Check]]], sco
     keep = []
     for spec, checks in runnable:
         scope = scopes.get(spec.qualified)
-        enforced = next(((n, c) for n, c in _unique_indexes(conn, spec) if set(c) <= set(spec.key)),
+        enforced = next(((n, c) for n, c in unique_indexes(conn, spec.schema, spec.table) if set(c) <= set(spec.key)),
                         None) if spec.key else None
         left = []
         for check in checks:
