@@ -581,6 +581,18 @@ def test_an_emulator_started_again_reuses_the_index_and_sees_a_changed_file(data
     assert [i["id"] for i in items] == [1, 2, 3, 4, 5] and first._columns is not built
 
 
+def test_warm_indexes_every_file_before_the_first_request(data):
+    app = app_for(data)
+    paths = sorted((data / "amocrm").glob("*.jsonl"))
+    assert paths
+    app.state.warm()
+    for path in paths:  # built, and the very index the requests will use
+        idx = emulator.shared_index(path)
+        assert idx._sig is not None, path.name
+    leads = emulator.shared_index(data / "amocrm" / "leads.jsonl")
+    assert len(leads.entries()) == 4
+
+
 def test_strict_bodies_decode_with_msgspec_and_others_as_before():
     from customer_warehouse.sources.amocrm.client import decode_json
 

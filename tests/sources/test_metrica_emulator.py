@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 import httpx
@@ -103,6 +104,19 @@ def test_lifecycle_parts_have_their_own_header_and_sizes(tmp_path):
         assert c.post(f"{BASE}/logrequest/{rid}/cancel").status_code == 400  # too late to cancel
         assert c.post(f"{BASE}/logrequest/{rid}/clean").json()["log_request"]["status"] == "cleaned_by_user"
         assert c.get(f"{BASE}/logrequest/{rid}/part/0/download").status_code == 400
+
+
+def test_warm_indexes_every_log_file_before_the_first_request(tmp_path):
+    app = create_app(_dataset(tmp_path, days=3, per_day=2))
+    state = app.state.metrica
+    assert state._files == {}
+    app.state.warm()
+    visits = state._files[(COUNTER, "visits")]
+    assert [day for day, _, _ in visits._index] == ["2026-01-01", "2026-01-02", "2026-01-03"]
+    # the warmed index is the one requests use: a day's region is its two lines
+    start, end = visits.region(dt.date(2026, 1, 2), dt.date(2026, 1, 2))
+    assert [line.split(b"\t")[1] for line in visits.lines(start, end)] == [b"2026-01-02"] * 2
+    assert state.log_file(COUNTER, "visits") is visits
 
 
 def test_cancel_before_processed_and_processing_failed(tmp_path):
