@@ -64,3 +64,38 @@ def test_accepted_batches_are_left_to_the_full_audit(warehouse):
     assert nightly and all(status == "pass" for status in nightly.values()), nightly
     audit = _visit_tests(dsn, artifacts, "all")
     assert any(name.startswith(TEST) and status == "fail" for name, status in audit.items()), audit
+
+
+def test_web_visit_key_tests_read_the_visit_dates_tonight_replaced(warehouse):
+    """int_web_visits_filtered's key holds the visit date: a duplicate's rows share a date, so the
+    nightly tests read the dates tonight's unaccepted batches bring and still catch it there."""
+    uri, dsn, artifacts = warehouse
+    with psycopg.connect(uri) as conn:
+        batch = conn.execute("insert into raw_meta.load_batches (batch_id, source, entity, mode, status, started_at, "
+                             "finished_at) values (gen_random_uuid(), 'metrica', 'visits', 'incremental', 'loaded', "
+                             "now(), now()) returning batch_id").fetchone()[0]
+        conn.execute("insert into raw_metrica.visits (counter_id, visit_date, counter_timezone, visit_id, client_id, "
+                     "date_time, _batch_id) values (555, '2026-08-21', 'Europe/Moscow', '9004', 'CID4', "
+                     "'2026-08-21 12:00:00', %s)", (batch,))
+    built = run_dbt(dsn, "build", ["--select", "int_web_visits_filtered"], variables=dbt_vars(RUN_DATE),
+                    artifacts_dir=artifacts)
+    assert built["success"], built
+
+    def unique_status(scope: str) -> str:
+        out = run_dbt(dsn, "test", ["--select", "int_web_visits_filtered"],
+                      variables=dbt_vars(RUN_DATE, extra={"dbt_test_scope": scope}), artifacts_dir=artifacts)
+        return next(n["status"].lower() for n in out["results"]
+                    if n["unique_id"].startswith("test.customer_warehouse.unique_int_web_visits_filtered_visit_key"))
+
+    def duplicate(visit_id: str) -> None:
+        with psycopg.connect(uri) as conn:
+            conn.execute("delete from int.int_web_visits_filtered where ctid not in "
+                         "(select min(ctid) from int.int_web_visits_filtered group by visit_key)")
+            conn.execute("insert into int.int_web_visits_filtered "
+                         "select * from int.int_web_visits_filtered where visit_id = %s", (visit_id,))
+
+    duplicate("9003")  # 2026-08-21: a date tonight's batch replaced
+    assert unique_status("unaudited") == "fail"
+    duplicate("9002")  # 2026-08-20: checked on the night that loaded it
+    assert unique_status("unaudited") == "pass"
+    assert unique_status("all") == "fail"
