@@ -74,32 +74,53 @@ card as (
     left join stated on stated.customer_id = customers.customer_id
 ),
 
-card_long as (
-    select customer_id, 'name' as field, has_name as is_filled from card
-    union all
-    select customer_id, 'phone' as field, has_phone as is_filled from card
-    union all
-    select customer_id, 'email' as field, has_email as is_filled from card
-    union all
-    select customer_id, 'city' as field, has_city as is_filled from card
-    union all
-    select customer_id, 'birthday_or_industry' as field, has_birthday_or_industry as is_filled from card
-    union all
-    select customer_id, 'stated_purpose' as field, has_stated_purpose as is_filled from card
-    union all
-    select customer_id, 'manager' as field, has_manager as is_filled from card
+-- the seed's weights of the seven known fields, as one row; a field the seed leaves out weighs
+-- nothing and is never reported missing. Scoring the card's columns against this row replaced an
+-- unpivot to seven rows per customer and a sort of them (2.5 s of 14 at medium scale)
+weights as (
+    select
+        coalesce(sum(weight) filter (where field = 'name'), 0) as w_name,
+        coalesce(sum(weight) filter (where field = 'phone'), 0) as w_phone,
+        coalesce(sum(weight) filter (where field = 'email'), 0) as w_email,
+        coalesce(sum(weight) filter (where field = 'city'), 0) as w_city,
+        coalesce(sum(weight) filter (where field = 'birthday_or_industry'), 0) as w_birthday_or_industry,
+        coalesce(sum(weight) filter (where field = 'stated_purpose'), 0) as w_stated_purpose,
+        coalesce(sum(weight) filter (where field = 'manager'), 0) as w_manager,
+        sum(weight) filter (where field in (
+            'name', 'phone', 'email', 'city', 'birthday_or_industry', 'stated_purpose', 'manager'
+        )) as w_total,
+        array_agg(field) as fields
+    from card_fields
 ),
 
 completeness as (
     select
-        card_long.customer_id,
-        round(sum(case when card_long.is_filled then card_fields.weight else 0 end) / sum(card_fields.weight), 4)
-            as card_completeness,
-        string_agg(card_long.field, ',' order by card_long.field) filter (where not card_long.is_filled)
-            as card_missing_fields
-    from card_long
-    inner join card_fields on card_fields.field = card_long.field
-    group by card_long.customer_id
+        card.customer_id,
+        round(
+            (case when card.has_name then weights.w_name else 0 end
+            + case when card.has_phone then weights.w_phone else 0 end
+            + case when card.has_email then weights.w_email else 0 end
+            + case when card.has_city then weights.w_city else 0 end
+            + case when card.has_birthday_or_industry then weights.w_birthday_or_industry else 0 end
+            + case when card.has_stated_purpose then weights.w_stated_purpose else 0 end
+            + case when card.has_manager then weights.w_manager else 0 end) / weights.w_total,
+            4
+        ) as card_completeness,
+        -- in the order of the field names
+        nullif(concat_ws(',',
+            case when not card.has_birthday_or_industry and 'birthday_or_industry' = any(weights.fields)
+                then 'birthday_or_industry' end,
+            case when not card.has_city and 'city' = any(weights.fields) then 'city' end,
+            case when not card.has_email and 'email' = any(weights.fields) then 'email' end,
+            case when not card.has_manager and 'manager' = any(weights.fields) then 'manager' end,
+            case when not card.has_name and 'name' = any(weights.fields) then 'name' end,
+            case when not card.has_phone and 'phone' = any(weights.fields) then 'phone' end,
+            case when not card.has_stated_purpose and 'stated_purpose' = any(weights.fields)
+                then 'stated_purpose' end
+        ), '') as card_missing_fields
+    from card
+    cross join weights
+    where weights.w_total is not null
 ),
 
 final as (
