@@ -3,6 +3,7 @@ dataset in a fresh PostgreSQL database, then checks of what the marts say about 
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import numpy as np
@@ -45,6 +46,12 @@ def test_every_mart_has_rows_and_every_test_passed(built):
     assert set(summary["timings"]) >= {"dbt_base", "churn_fit", "dbt_churn_scored"}
 
 
+def built_models(artifacts) -> list[dict]:
+    """The model nodes of the build's manifest."""
+    manifest = json.loads((artifacts / "target" / "manifest.json").read_text())
+    return [node for node in manifest["nodes"].values() if node["resource_type"] == "model"]
+
+
 def _unique_indexes(uri, schema, table):
     from customer_warehouse.quality.gate import unique_indexes
 
@@ -55,12 +62,9 @@ def _unique_indexes(uri, schema, table):
 def test_every_declared_unique_index_exists(built):
     """A key with a unique index carries no dbt `unique` test (the index is the stronger check), so
     the index must really be there: every model's `indexes` config with unique: true, after a build."""
-    import json
-
     _, uri, _, artifacts = built
-    manifest = json.loads((artifacts / "target" / "manifest.json").read_text())
     declared = [((node["schema"], node["alias"]), index["columns"])
-                for node in manifest["nodes"].values() if node["resource_type"] == "model"
+                for node in built_models(artifacts)
                 for index in node["config"].get("indexes") or [] if index.get("unique")]
     assert len(declared) >= 15  # the five keyed int/stg tables and every keyed mart
     for relation, columns in declared:
@@ -70,11 +74,8 @@ def test_every_declared_unique_index_exists(built):
 def test_every_table_the_build_made_has_statistics(built):
     """The post-hook analyzes fresh tables (and incremental ones only when they changed enough):
     a table without statistics makes the next model's planner guess."""
-    import json
-
     _, uri, _, artifacts = built
-    manifest = json.loads((artifacts / "target" / "manifest.json").read_text())
-    models = [node for node in manifest["nodes"].values() if node["resource_type"] == "model"]
+    models = built_models(artifacts)
     tables = [(node["schema"], node["alias"]) for node in models
               if node["config"]["materialized"] in ("table", "incremental")]
     assert any(node["config"]["materialized"] == "incremental" for node in models)
