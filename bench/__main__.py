@@ -65,14 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=Path, help="dataset folder (default .demo/bench-<scale>-seed<seed>)")
     p.add_argument("--db-name", help="name of the bench databases (default bench_<scale>)")
     p.add_argument("--keep-databases", action="store_true", help="leave the bench databases for inspection")
+    p.add_argument("--next-day-from", type=Path, metavar="DIR",
+                   help="instead of the whole bench: one more new day (--day + 2) on a copy (in --pgdata) of the "
+                        "stopped cluster an earlier --keep-databases run left in DIR; writes "
+                        "<results-dir>/<scale>-next-day.json (bench/next_day.py)")
     return p
-
-
-def _base_env(dsn_json: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
-    env.update({"AIRFLOW_CONN_WAREHOUSE_DEFAULT": dsn_json, "CW_NO_AIRFLOW_LOOKUP": "1",
-                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
-    return env
 
 
 def _generate(args, data: Path, truth: Path, work: Path) -> tuple[dict[str, Any] | None, dict[str, Any]]:
@@ -102,16 +99,6 @@ def _generate(args, data: Path, truth: Path, work: Path) -> tuple[dict[str, Any]
 
 def _folder_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-def _table_rows(dsn, pattern: str) -> dict[str, int]:
-    import psycopg
-
-    with psycopg.connect(dsn.uri, autocommit=True) as conn:
-        tables = conn.execute(
-            "select table_schema, table_name from information_schema.tables where table_schema like %s "
-            "and table_type = 'BASE TABLE' order by 1, 2", (pattern,)).fetchall()
-        return {f"{s}.{t}": conn.execute(f'select count(*) from "{s}"."{t}"').fetchone()[0] for s, t in tables}
 
 
 def _add_rates(run: dict[str, Any], raw_rows: int, mart_rows: int) -> None:
@@ -149,7 +136,7 @@ def run(args) -> dict[str, Any]:
     from customer_warehouse.paths import state_dir
 
     from . import cosmos, machine, micro, nightly
-    from .pg import BenchServer, connection_json
+    from .pg import BenchServer, child_env, table_rows
     from .procs import say
 
     scale = args.scale
@@ -214,7 +201,7 @@ def run(args) -> dict[str, Any]:
         _skipped(result, nightly_keys, "skipped (--skip nightly)")
     else:
         dsn = server.fresh_database(db_name)
-        env = _base_env(connection_json(dsn))
+        env = child_env(dsn)
         per_node: dict[str, Any] = {}
 
         def cosmos_pass() -> None:
@@ -230,8 +217,8 @@ def run(args) -> dict[str, Any]:
             run_ = nightly.run_nightly(label, day, data, env, work,
                                        after_transform=cosmos_pass if label == "incremental" else None,
                                        quotas=args.api_quotas)
-            raw = _table_rows(dsn, "raw\\_%")
-            marts = _table_rows(dsn, "marts")
+            raw = table_rows(dsn, "raw\\_%")
+            marts = table_rows(dsn, "marts")
             _add_rates(run_, sum(raw.values()), sum(marts.values()))
             run_["raw_rows"], run_["mart_rows"] = sum(raw.values()), sum(marts.values())
             runs[label] = run_
@@ -299,6 +286,22 @@ def summary(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _next_day(args) -> int:
+    from customer_warehouse.paths import state_dir
+
+    from . import next_day
+
+    work = args.work_dir or state_dir(".artifacts") / "bench" / f"{args.scale}-next-day"
+    shutil.rmtree(work / "logs", ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
+    data = (args.data_dir or state_dir(".demo") / f"bench-{args.scale}-seed{args.seed}") / "data"
+    result = next_day.run(args, data, work, args.db_name or f"bench_{args.scale}")
+    path = next_day.write(result, args.results_dir)
+    print(next_day.summary(result))
+    print(f"results: {path}")
+    return 0 if result["next_day_nightly_seconds"] is not None else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     import logging
 
@@ -306,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.next_day_from:
+        return _next_day(args)
     result = run(args)
     for key in report.headline_keys(args.scale):
         result.setdefault(key, None)

@@ -94,6 +94,24 @@ def _exclusive(pgdata: Path):
     return handle
 
 
+def table_rows(dsn: WarehouseDSN, schema_pattern: str) -> dict[str, int]:
+    """Rows of every table in the schemas matching ``schema_pattern`` (SQL LIKE)."""
+    with psycopg.connect(dsn.uri, autocommit=True) as conn:
+        tables = conn.execute(
+            "select table_schema, table_name from information_schema.tables where table_schema like %s "
+            "and table_type = 'BASE TABLE' order by 1, 2", (schema_pattern,)).fetchall()
+        return {f"{s}.{t}": conn.execute(f'select count(*) from "{s}"."{t}"').fetchone()[0] for s, t in tables}
+
+
+def child_env(dsn: WarehouseDSN) -> dict[str, str]:
+    """The environment of the stages' child processes: the warehouse connection, no Airflow lookups."""
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
+    env.update({"AIRFLOW_CONN_WAREHOUSE_DEFAULT": connection_json(dsn), "CW_NO_AIRFLOW_LOOKUP": "1",
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))})
+    return env
+
+
 def connection_json(dsn: WarehouseDSN) -> str:
     """``AIRFLOW_CONN_WAREHOUSE_DEFAULT`` (JSON form) for the child processes."""
     import json

@@ -29,11 +29,12 @@ def _is_number(value) -> bool:
 
 @pytest.mark.slow
 def test_bench_tiny_writes_every_key(tmp_path):
+    """The whole bench, then one more day on a copy of the cluster it kept (--next-day-from)."""
     results = tmp_path / "results"
     cmd = [sys.executable, "-m", "bench", "--scale", "tiny", "--customers", "60", "--cosmos-sample", "2",
            "--results-dir", str(results), "--markdown", str(tmp_path / "BENCHMARKS.md"),
            "--work-dir", str(tmp_path / "work"), "--data-dir", str(tmp_path / "demo"),
-           "--db-name", f"bench_smoke_{uuid.uuid4().hex[:8]}"]
+           "--db-name", f"bench_smoke_{uuid.uuid4().hex[:8]}", "--pgdata", str(tmp_path / "pg"), "--keep-databases"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
@@ -79,3 +80,16 @@ def test_bench_tiny_writes_every_key(tmp_path):
     assert "## Scale `tiny`" in markdown and "**API quotas: lifted.**" in markdown
     amo = data["api"]["full"]["amocrm"]
     assert f"| amocrm | 7 requests/s per account | {amo['api_requests']:,} |" in markdown
+
+    # one more day on a copy of the kept cluster; the kept one is only read
+    kept = sorted(p.name for p in (tmp_path / "pg").iterdir())
+    next_day = [*cmd[:cmd.index("--pgdata")], "--next-day-from", str(tmp_path / "pg"), "--pgdata", str(tmp_path / "pg2")]
+    proc = subprocess.run(next_day, cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    day = json.loads((results / "tiny-next-day.json").read_text(encoding="utf-8"))
+    assert day["day"] == "2026-11-21" and day["nightly"]["ok"] and _is_number(day["next_day_nightly_seconds"])
+    assert {"extract_load:amocrm", "dbt_build", "gate", "publish"} <= set(day["stage_seconds"])
+    assert day["nightly"]["raw_rows"] >= data["counts"]["warehouse_raw_rows_after_incremental"]
+    assert json.loads((results / "latest.json").read_text(encoding="utf-8"))["scale"] == "tiny"  # untouched
+    assert sorted(p.name for p in (tmp_path / "pg").iterdir()) == kept and not (tmp_path / "pg2").exists()
+    assert "next day 2026-11-21 at tiny" in proc.stdout
