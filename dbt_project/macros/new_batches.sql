@@ -30,9 +30,11 @@
     )
 {%- endmacro %}
 
-{#- read_by: a model fed by another incremental model rather than by raw takes only the batches
-    that model has already read: a batch that committed after the upstream model's snapshot is not
-    in the upstream table yet, so it must stay unread here too. -#}
+{#- read_by: a model fed by other models rather than by raw takes only the batches those models
+    (one name or a list) have already read: a batch that committed after an upstream model's
+    snapshot is not in the upstream table yet, so it must stay unread here too. A table model can
+    record what it read the same way: new_batches_snapshot() as its pre-hook, new_batches_consumed()
+    as its post-hook (every batch its query could see). -#}
 {% macro new_batches_snapshot(read_by=none) -%}
     {%- set ledger = adapter.get_relation(database=target.database, schema='raw_meta',
                                           identifier='load_batches') if execute else none -%}
@@ -41,10 +43,10 @@
     {% if ledger is not none -%}
     select batches.batch_id, coalesce(batches.finished_at, batches.started_at) as loaded_at
     from raw_meta.load_batches as batches
-    {%- if read_by %}
-    inner join ops.transform_batches as upstream
-        on upstream.model = '{{ read_by }}' and upstream.batch_id = batches.batch_id
-    {%- endif %}
+    {%- for upstream in ([read_by] if read_by is string else read_by or []) %}
+    inner join ops.transform_batches as upstream_{{ loop.index }}
+        on upstream_{{ loop.index }}.model = '{{ upstream }}' and upstream_{{ loop.index }}.batch_id = batches.batch_id
+    {%- endfor %}
     where not exists (
         select from ops.transform_batches as done
         where done.model = '{{ this.identifier }}' and done.batch_id = batches.batch_id

@@ -29,6 +29,12 @@ from small_raw import ACC, MARTS, PORTAL, RUN_DATE, dsn_from_uri, load_small_raw
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
+ORDER_COLUMNS = ("order_key, source, source_order_id, customer_id, title, status, is_won, amount, revenue, created_at, "
+                 "closed_at, order_date, product, category, quantity, file_cost, manager_key, manager_name, "
+                 "loss_reason, stage_name, pipeline_name, purpose, client_id, utm_source, utm_medium, "
+                 "utm_campaign, utm_term")
+SNAPSHOT_CHECK_COLUMNS = "order_key, status, stage_name, amount, manager_key, customer_id"
+
 # incremental tables → what must equal a full refresh: bookkeeping times differ, and the edges keep
 # a gone record as an empty array (its tombstone) where a full build has no row
 INCREMENTAL = {
@@ -40,10 +46,18 @@ INCREMENTAL = {
     "int_customer_interactions_resolved": "interaction_key, customer_id, source, deal_key, occurred_at, "
                                           "occurred_date, channel, activity, is_complaint, direction, "
                                           "manager_key, manager_name, outcome, body_text",
+    "int_orders_unified": ORDER_COLUMNS,
 }
 
 LATE_BATCH = "11111111-1111-1111-1111-111111111111"
 LONG_BATCH = "22222222-2222-2222-2222-222222222222"
+
+# a night of its own before LATE_CHANGES: a lookup change makes int_orders_unified derive every
+# order again, which would hide a scope that misses something in the night after it
+USER_RENAMED = """
+update raw_amocrm.users set record = jsonb_set(record, '{name}', '"Мария Старшая"'), _loaded_at = now()
+where id = 501;
+"""
 
 LATE_CHANGES = f"""
 insert into raw_meta.load_batches (batch_id, source, entity, mode, status, started_at, finished_at)
@@ -75,9 +89,17 @@ update raw_amocrm.notes set record = jsonb_set(record, '{{params}}', '{{"text": 
 update raw_amocrm.leads set record = record || '{{"status_id": 142, "price": 7500, "closed_at": 1792051200}}',
     _loaded_at = now(), _batch_id = '{LATE_BATCH}'
 where id = 3007;
--- an amoCRM user renamed
-update raw_amocrm.users set record = jsonb_set(record, '{{name}}', '"Мария Старшая"'), _loaded_at = now()
-where id = 501;
+-- Bitrix24: deal 32's amount corrected, deal 34 new (both upserts in the late batch)
+update raw_bitrix24.deals set record = record || '{{"OPPORTUNITY": "9500.00"}}', _loaded_at = now(),
+    _batch_id = '{LATE_BATCH}'
+where id = 32;
+create temp table deal_34 as select * from raw_bitrix24.deals where id = 31;
+update deal_34 set id = 34, record = record || '{{"ID": "34", "TITLE": "Ручная кофемолка"}}', _loaded_at = now(),
+    _batch_id = '{LATE_BATCH}';
+insert into raw_bitrix24.deals select * from deal_34;
+-- the CRM file export re-read whole (a snapshot): order O3 is gone
+delete from raw_crm_files.orders where order_id = 'O3';
+update raw_crm_files.orders set _loaded_at = now();
 -- identity: Anna's amoCRM contact without its email (an upsert)
 update raw_amocrm.contacts set record = jsonb_set(record, '{{custom_fields_values}}', (
         select jsonb_agg(field) from jsonb_array_elements(record -> 'custom_fields_values') as field
@@ -133,6 +155,12 @@ def late_change(make_database, tmp_path_factory):
         conn.execute("""update call_43 set id = 43,
             record = record || '{"ID": "43", "OWNER_TYPE_ID": "3", "OWNER_ID": "22"}'""")
         conn.execute("insert into raw_bitrix24.activities select * from call_43")
+        # a deal won on 2026-11-15: the newest order date, so that the late night's scope must find
+        # Anna's older deal 33 by her identity move, not among the orders of the newest day
+        conn.execute("create temp table deal_35 as select * from raw_bitrix24.deals where id = 31")
+        conn.execute("""update deal_35 set id = 35, record = record || '{"ID": "35", "DATE_MODIFY":
+            "2026-11-15T12:00:00+03:00", "CLOSEDATE": "2026-11-15T12:00:00+03:00"}'""")
+        conn.execute("insert into raw_bitrix24.deals select * from deal_35")
         _age_raw(conn)
     dsn = dsn_from_uri(uri)
     artifacts = tmp_path_factory.mktemp("dbt")
@@ -142,9 +170,13 @@ def late_change(make_database, tmp_path_factory):
         conn.execute("create schema incremental_result")
         conn.execute("create table incremental_result.first_resolution as "
                      "select node_key, component_key, resolved_at from int.int_identity_nodes_resolved")
+        conn.execute(USER_RENAMED)
+    build_all(dsn, RUN_DATE, artifacts_dir=artifacts)  # a night with a renamed user
+    with psycopg.connect(uri) as conn:
         conn.execute(LATE_CHANGES)
     build_all(dsn, RUN_DATE, artifacts_dir=artifacts)  # the nightly: incremental
     with psycopg.connect(uri) as conn:
+        conn.execute("create table incremental_result.snap_deal_stages as select * from snapshots.snap_deal_stages")
         conn.execute("create table incremental_result.second_resolution as "
                      "select node_key, component_key, resolved_at from int.int_identity_nodes_resolved")
         for table in MARTS:
@@ -176,6 +208,13 @@ def test_incremental_run_saw_the_late_changes(late_change):
                    "and manager_name is distinct from 'Мария Старшая'") == 0
         assert one("select (deal_status, price) = ('won', 7500) from incremental_result.stg_amocrm__leads "
                    "where lead_id = 3007")
+        orders = "incremental_result.int_orders_unified"
+        assert one(f"select (status, revenue) = ('won', 7500) from {orders} where source_order_id = '3007'")
+        assert one(f"select amount from {orders} where order_key = 'bitrix24_deal:{PORTAL}:32'") == 9500
+        assert one(f"select title from {orders} where order_key = 'bitrix24_deal:{PORTAL}:34'") == "Ручная кофемолка"
+        assert one(f"select count(*) from {orders} where order_key = 'crm_file_order:O3'") == 0
+        assert one(f"select count(*) from {orders} where manager_key like 'amocrm%' "
+                   "and manager_name is distinct from 'Мария Старшая'") == 0
         visits = "incremental_result.int_web_visits_filtered"
         assert sorted(r[0] for r in conn.execute(f"select visit_id from {visits}")) == ["9001", "9002", "9004"]
         assert one(f"select landing_path from {visits} where visit_id = '9002'") == "/gifts"
@@ -208,6 +247,27 @@ def test_identity_graph_merged_split_and_forgot_incrementally(late_change):
         customer = conn.execute("select customer_id from incremental_result.int_customer_interactions_resolved "
                                 f"where interaction_key = 'bitrix24_activity:{PORTAL}:43'").fetchone()[0]
         assert customer == md5(second[anna_b24]) != md5(first[anna_b24])
+        # so did her Bitrix24 deal, unchanged itself
+        customer = conn.execute("select customer_id from incremental_result.int_orders_unified "
+                                f"where order_key = 'bitrix24_deal:{PORTAL}:33'").fetchone()[0]
+        assert customer == md5(second[anna_b24])
+
+
+def test_deal_snapshot_recorded_the_nights_changes(late_change):
+    """snap_deal_stages compares only the orders int_orders_unified derived again: its current rows
+    must still be every order as a full refresh derives it, and the changed ones keep history."""
+    uri, _ = late_change
+    with psycopg.connect(uri) as conn:
+        current = (f"(select {SNAPSHOT_CHECK_COLUMNS} from incremental_result.snap_deal_stages "
+                   "where dbt_valid_to is null and order_key in (select order_key from int.int_orders_unified)) as s")
+        full = f"(select {SNAPSHOT_CHECK_COLUMNS} from int.int_orders_unified) as o"
+        assert _except_both_ways(conn, current, full) == (0, 0)
+        versions = conn.execute("select status, dbt_valid_to is null from incremental_result.snap_deal_stages "
+                                "where source_order_id = '3007' order by dbt_valid_from").fetchall()
+        assert versions == [("open", False), ("won", True)]
+        anna_deal = conn.execute("select count(*) from incremental_result.snap_deal_stages "
+                                 f"where order_key = 'bitrix24_deal:{PORTAL}:33'").fetchone()[0]
+        assert anna_deal == 2  # her customer changed
 
 
 @pytest.mark.parametrize("table", MARTS)
@@ -239,6 +299,7 @@ def test_rerunning_an_earlier_day_keeps_later_visits(make_database, tmp_path_fac
     build_all(dsn, RUN_DATE, artifacts_dir=artifacts)
     with psycopg.connect(uri) as conn:
         episodes = conn.execute("select count(*) from int.int_customer_interactions_resolved").fetchone()[0]
+        orders = conn.execute("select count(*) from int.int_orders_unified").fetchone()[0]
         conn.execute("insert into raw_meta.load_batches (batch_id, source, entity, mode, status, started_at, "
                      f"finished_at) values ('{LATE_BATCH}', 'metrica', 'visits', 'incremental', 'loaded', now(), now())")
         conn.execute("insert into raw_metrica.visits (counter_id, visit_date, counter_timezone, visit_id, client_id, "
@@ -254,13 +315,19 @@ def test_rerunning_an_earlier_day_keeps_later_visits(make_database, tmp_path_fac
         count, in_time = conn.execute("select count(*), max(occurred_date) <= '2026-09-01' "
                                       "from int.int_customer_interactions_resolved").fetchone()
         assert in_time and 0 < count < episodes
+        count, in_time = conn.execute("select count(*), max(order_date) <= '2026-09-01' "
+                                      "from int.int_orders_unified").fetchone()
+        assert in_time and 0 < count < orders
     build_all(dsn, RUN_DATE, artifacts_dir=artifacts)  # and they come back
     resolved = INCREMENTAL["int_customer_interactions_resolved"]
     with psycopg.connect(uri) as conn:
         conn.execute("create table incremental_visits as select * from int.int_web_visits_filtered")
         conn.execute(f"create table incremental_episodes as select {resolved} from int.int_customer_interactions_resolved")
+        conn.execute(f"create table incremental_orders as select {ORDER_COLUMNS} from int.int_orders_unified")
     build_all(dsn, RUN_DATE, full_refresh=True, artifacts_dir=artifacts)
     with psycopg.connect(uri) as conn:
         assert _except_both_ways(conn, "int.int_web_visits_filtered", "incremental_visits") == (0, 0)
         full = f"(select {resolved} from int.int_customer_interactions_resolved) as full_refresh"
         assert _except_both_ways(conn, full, "incremental_episodes") == (0, 0)
+        full = f"(select {ORDER_COLUMNS} from int.int_orders_unified) as full_refresh"
+        assert _except_both_ways(conn, full, "incremental_orders") == (0, 0)

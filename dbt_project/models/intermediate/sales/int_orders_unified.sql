@@ -1,15 +1,48 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        indexes=[{'columns': ['order_key'], 'unique': True}, {'columns': ['unified_at']}],
+        pre_hook=["{{ new_batches_snapshot(read_by=['stg_amocrm__leads', 'stg_bitrix24__deals']) }}",
+                  "{{ orders_unified_scope() }}"],
+        post_hook=["{{ new_batches_consumed() }}", "{{ orders_unified_inputs_used() }}"],
+    )
+}}
 -- One row per deal or order from every CRM: won ones are revenue, lost ones carry their loss
 -- reason, open ones are planned work. Observation ends at var run_date: anything created (or,
 -- for closed deals, closed) after it is left out. Amounts are in RUB.
+--
+-- Incremental: the pre-hooks (macros/orders_scope.sql) find the orders whose row may have
+-- changed (changed deals, the file export, deals whose customer moved, orders the run date
+-- brought in or left out; every order when a lookup changed), delete their stored rows, and this
+-- query derives just those from the sources. unified_at tells snap_deal_stages which rows to
+-- compare (int_orders_changed).
+-- depends_on: {{ ref('int_identity_nodes_resolved') }}
+-- depends_on: {{ ref('int_identity_edges_collected') }}
+{{ require_stored_columns(['order_key', 'order_date', 'unified_at']) }}
 -- the deal sources are read twice (their rows, their distinct titles): not materialized, or
 -- PostgreSQL would copy every deal before reading it
-with amo_leads as not materialized (select * from {{ ref('stg_amocrm__leads') }}),
--- read twice (by field name, by field code)
-amo_values as not materialized (select * from {{ ref('stg_amocrm__custom_field_values') }}),
+with amo_leads as not materialized (
+    select * from {{ ref('stg_amocrm__leads') }}
+    {%- if is_incremental() %}
+    where lead_key in (select order_key from pg_temp.orders_scope)
+    {%- endif %}
+),
+-- read twice (by field name, by field code); only the leads being derived
+amo_values as not materialized (
+    select * from {{ ref('stg_amocrm__custom_field_values') }}
+    where entity_type = 'lead' and (account, entity_id) in (select account, lead_id from amo_leads)
+),
 amo_users as (select * from {{ ref('stg_amocrm__users') }}),
 amo_loss_reasons as (select * from {{ ref('stg_amocrm__loss_reasons') }}),
 amo_statuses as (select * from {{ ref('stg_amocrm__pipeline_statuses') }}),
-b24_deals as not materialized (select * from {{ ref('stg_bitrix24__deals') }}),
+b24_deals as not materialized (
+    select * from {{ ref('stg_bitrix24__deals') }}
+    {%- if is_incremental() %}
+    where deal_key in (select order_key from pg_temp.orders_scope)
+    {%- endif %}
+),
 b24_stages as (select * from {{ ref('stg_bitrix24__deal_stages') }}),
 file_orders as not materialized (select * from {{ ref('stg_crm_files__orders') }}),
 status_map as (select * from {{ ref('order_status_map') }}),
@@ -243,7 +276,8 @@ final as (
         with_product.utm_source,
         with_product.utm_medium,
         with_product.utm_campaign,
-        with_product.utm_term
+        with_product.utm_term,
+        now() as unified_at
     from with_product
     inner join nodes on nodes.node_key = with_product.party_node
     left join catalog on catalog.product = with_product.product

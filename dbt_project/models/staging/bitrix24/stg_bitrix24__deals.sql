@@ -1,4 +1,13 @@
--- Bitrix24 deals, typed (numbers and ISO dates arrive as strings).
+{{
+    config(
+        indexes=[{'columns': ['deal_key'], 'unique': True}],
+        pre_hook=["{{ new_batches_snapshot() }}"],
+        post_hook=["{{ new_batches_consumed() }}"],
+    )
+}}
+-- Bitrix24 deals, typed (numbers and ISO dates arrive as strings). Rebuilt whole each night; the
+-- hooks record which load batches this build could see, so that the incremental
+-- int_orders_unified takes only deals that are already here (macros/new_batches.sql, read_by).
 with source as (
     {{ raw_source('raw_bitrix24', 'deals', [
         ('portal', 'text'), ('id', 'bigint'), ('updated_at', 'timestamptz'), ('record', 'jsonb'),
