@@ -2,29 +2,46 @@
 -- customer card needs, in one shape. node_key is the record's node in the identity graph.
 with amo_contacts as (select * from {{ ref('stg_amocrm__contacts') }}),
 amo_companies as (select * from {{ ref('stg_amocrm__companies') }}),
-amo_values as (select * from {{ ref('stg_amocrm__custom_field_values') }}),
+-- read twice (by field name, by field code): not materialized, or PostgreSQL would copy every value first
+amo_values as not materialized (select * from {{ ref('stg_amocrm__custom_field_values') }}),
 amo_users as (select * from {{ ref('stg_amocrm__users') }}),
 b24_contacts as (select * from {{ ref('stg_bitrix24__contacts') }}),
 b24_companies as (select * from {{ ref('stg_bitrix24__companies') }}),
 b24_communications as (select * from {{ ref('stg_bitrix24__communications') }}),
 file_customers as (select * from {{ ref('stg_crm_files__customers') }}),
-field_map as (select * from {{ ref('crm_field_map') }} where source = 'amocrm'),
+-- the cards' fields only: the leads' values (most of them) find no mapping and drop out at the join
+field_map as (
+    select * from {{ ref('crm_field_map') }} where source = 'amocrm' and entity in ('contact', 'company')
+),
+
+-- a value is mapped by its field's name or else its code: two equi-joins, not one join on `name
+-- or code`, whose filter ran on every value and mapping; the second skips what the first matched,
+-- so each (value, mapping) pair comes once, as before
+amo_mapped as (
+    select amo_values.*, field_map.role
+    from amo_values
+    inner join field_map
+        on field_map.entity = amo_values.entity_type and field_map.field_key = amo_values.field_name
+    union all
+    select amo_values.*, field_map.role
+    from amo_values
+    inner join field_map
+        on field_map.entity = amo_values.entity_type and field_map.field_key = amo_values.field_code
+    where amo_values.field_name is distinct from field_map.field_key
+),
 
 amo_fields as (
     select
-        amo_values.account,
-        amo_values.entity_type,
-        amo_values.entity_id,
-        field_map.role,
-        amo_values.field_value,
+        account,
+        entity_type,
+        entity_id,
+        role,
+        field_value,
         row_number() over (
-            partition by amo_values.account, amo_values.entity_type, amo_values.entity_id, field_map.role
-            order by amo_values.value_position
+            partition by account, entity_type, entity_id, role
+            order by value_position
         ) as value_rank
-    from amo_values
-    inner join field_map
-        on field_map.entity = amo_values.entity_type
-        and (field_map.field_key = amo_values.field_name or field_map.field_key = amo_values.field_code)
+    from amo_mapped
 ),
 
 amo_first_fields as (
