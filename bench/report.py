@@ -137,6 +137,22 @@ def _scale_section(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _next_day_section(r: dict[str, Any]) -> list[str]:
+    """``<scale>-next-day.json`` (bench/next_day.py): one more new day on a copy of a kept cluster."""
+    run = r["nightly"]
+    lines = [f"### Scale `{r['scale']}`: one more new day ({r['day']}, `--next-day-from`)", "",
+             f"Run {r['finished_at']} at commit `{r.get('commit')}` on a copy of the cluster a whole bench run "
+             f"kept after the day before; API quotas {r.get('api_quotas')}. Total "
+             f"{_fmt(r.get('next_day_nightly_seconds'), 1)} s.", "",
+             "| stage | wall s | rows | rows/s | peak RSS MB | CPU s | status |", "|---|---|---|---|---|---|---|",
+             *_stage_rows(run), ""]
+    nodes = r.get("slowest_nodes") or []
+    if nodes:
+        lines += ["Slowest dbt nodes: " + ", ".join(f"{n['node'].split('.')[-1]} {_fmt(n['seconds'], 1)} s"
+                                                   for n in nodes[:10]) + ".", ""]
+    return lines
+
+
 def _api_section(r: dict[str, Any]) -> list[str]:
     """Requests per source in each extract stage and what they cost at the documented limits."""
     api = r.get("api") or {}
@@ -203,6 +219,9 @@ def render_markdown(results_dir: Path, notes: Path | None) -> str:
         lines += ["", "✅/❌ only where the goal is judged at that scale; other cells are indicative.", ""]
     for r in runs:
         lines += _scale_section(r)
+        next_day = results_dir / f"{r['scale']}-next-day.json"
+        if next_day.exists():
+            lines += _next_day_section(json.loads(next_day.read_text(encoding="utf-8")))
     if notes and notes.exists():
         lines += [notes.read_text(encoding="utf-8").rstrip(), ""]
     return "\n".join(lines) + "\n"

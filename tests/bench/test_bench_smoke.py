@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from bench import report
+
 ROOT = Path(__file__).resolve().parents[2]
 
 MEASURED = ("loader_vs_psql_copy_ratio", "loader_vs_to_sql_speedup", "incremental_vs_full_ratio",
@@ -93,3 +95,6 @@ def test_bench_tiny_writes_every_key(tmp_path):
     assert json.loads((results / "latest.json").read_text(encoding="utf-8"))["scale"] == "tiny"  # untouched
     assert sorted(p.name for p in (tmp_path / "pg").iterdir()) == kept and not (tmp_path / "pg2").exists()
     assert "next day 2026-11-21 at tiny" in proc.stdout
+    rendered = report.render_markdown(results, None)
+    assert "### Scale `tiny`: one more new day (2026-11-21" in rendered
+    assert f"Total {day['next_day_nightly_seconds']:,.1f} s." in rendered
