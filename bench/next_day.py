@@ -62,10 +62,7 @@ def copy_cluster(source: Path, target: Path) -> float:
 
 
 def run(args, data: Path, work: Path, db_name: str) -> dict[str, Any]:
-    from customer_warehouse.warehouse import WarehouseDSN
-
-    from . import machine, nightly
-    from .pg import BenchServer, child_env, table_rows
+    from .pg import BenchServer
 
     manifest = json.loads((data / "manifest.json").read_text(encoding="utf-8"))
     day = args.day + dt.timedelta(days=2)
@@ -75,6 +72,21 @@ def run(args, data: Path, work: Path, db_name: str) -> dict[str, Any]:
     pgdata = args.pgdata or args.next_day_from.parent / f"{args.next_day_from.name}-next-day"
     copy_seconds = copy_cluster(args.next_day_from, pgdata)
     server = BenchServer(tuned=not args.no_tuning, pgdata=pgdata)
+    try:
+        return _measure(args, day, data, work, db_name, server, copy_seconds)
+    finally:
+        if not args.keep_databases:  # a failed run too: the copy is as large as the kept cluster
+            server.server.cleanup()
+            shutil.rmtree(pgdata, ignore_errors=True)
+            say(f"removed the copy {pgdata} (--keep-databases keeps it)")
+
+
+def _measure(args, day: dt.date, data: Path, work: Path, db_name: str, server, copy_seconds: float) -> dict[str, Any]:
+    from customer_warehouse.warehouse import WarehouseDSN
+
+    from . import machine, nightly
+    from .pg import child_env, table_rows
+
     admin = server.admin
     dsn = WarehouseDSN(admin.host, admin.port, admin.user, admin.password, db_name, embedded=True)
     with psycopg.connect(admin.uri, autocommit=True) as conn:
@@ -90,6 +102,9 @@ def run(args, data: Path, work: Path, db_name: str) -> dict[str, Any]:
     }
     say(f"— next day {day} on the copy of {args.next_day_from} —")
     run_ = nightly.run_nightly("next_day", day, data, child_env(dsn), work, quotas=args.api_quotas)
+    for stage in run_["stages"]:
+        if stage.get("rows") and stage["seconds"]:
+            stage["rows_per_second"] = round(stage["rows"] / stage["seconds"])
     raw, marts = table_rows(dsn, "raw\\_%"), table_rows(dsn, "marts")
     run_["raw_rows"], run_["mart_rows"] = sum(raw.values()), sum(marts.values())
     result["nightly"] = run_
@@ -100,10 +115,6 @@ def run(args, data: Path, work: Path, db_name: str) -> dict[str, Any]:
         result["dbt_timings"] = dbt.get("timings")
         result["slowest_nodes"] = dbt.get("slowest_nodes")
     result["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    if not args.keep_databases:
-        server.server.cleanup()
-        shutil.rmtree(pgdata, ignore_errors=True)
-        say(f"removed the copy {pgdata} (--keep-databases keeps it)")
     return result
 
 

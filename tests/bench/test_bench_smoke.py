@@ -91,6 +91,7 @@ def test_bench_tiny_writes_every_key(tmp_path):
     day = json.loads((results / "tiny-next-day.json").read_text(encoding="utf-8"))
     assert day["day"] == "2026-11-21" and day["nightly"]["ok"] and _is_number(day["next_day_nightly_seconds"])
     assert {"extract_load:amocrm", "dbt_build", "gate", "publish"} <= set(day["stage_seconds"])
+    assert all(s["rows_per_second"] > 0 for s in day["nightly"]["stages"] if s.get("rows"))
     assert day["nightly"]["raw_rows"] >= data["counts"]["warehouse_raw_rows_after_incremental"]
     assert json.loads((results / "latest.json").read_text(encoding="utf-8"))["scale"] == "tiny"  # untouched
     assert sorted(p.name for p in (tmp_path / "pg").iterdir()) == kept and not (tmp_path / "pg2").exists()
