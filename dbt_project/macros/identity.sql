@@ -50,3 +50,17 @@
         {%- endif -%}
     {%- endif -%}
 {%- endmacro %}
+
+{#- The identity nodes whose customer may differ from the one a table stored at `since` (an SQL
+    expression): nodes whose component changed after it (a node seen for the first time counts as
+    moved) and records forgotten after it (their edges row became a tombstone). The models that
+    call it declare `-- depends_on:` both identity models. -#}
+{% macro identity_nodes_moved_since(since) -%}
+    select node_key
+    from {{ ref('int_identity_nodes_resolved') }}
+    where component_changed_at > {{ since }}
+    union
+    select record_node
+    from {{ ref('int_identity_edges_collected') }}
+    where changed_at > {{ since }} and cardinality(neighbours) = 0
+{%- endmacro %}

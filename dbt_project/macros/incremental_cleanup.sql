@@ -77,3 +77,13 @@
     insert into {{ target }} ({{ columns }})
     select {{ columns }} from {{ batch }} where {{ config.get('keep_where', 'true') }}
 {%- endmacro %}
+
+{#- The last pre-hook statement of a model that derives a scope of keys again (its pre-hook filled
+    pg_temp.<scope>): the scope gets statistics, and the stored rows in it go; the model's query
+    then inserts what they are now (strategy append). -#}
+{% macro delete_stored_in_scope(scope, key) -%}
+    analyze pg_temp.{{ scope }};
+    delete from {{ this }} as stored
+    using pg_temp.{{ scope }} as scope
+    where scope.{{ key }} = stored.{{ key }}
+{%- endmacro %}

@@ -35,13 +35,7 @@
     ),
 
     moved_nodes as (
-        select node_key
-        from {{ ref('int_identity_nodes_resolved') }}
-        where component_changed_at > (select resolved_at from stored_until)
-        union
-        select record_node
-        from {{ ref('int_identity_edges_collected') }}
-        where changed_at > (select resolved_at from stored_until) and cardinality(neighbours) = 0
+        {{ identity_nodes_moved_since('(select resolved_at from stored_until)') }}
     ),
 
     renamed_managers as (
@@ -73,10 +67,7 @@
     select stored.interaction_key
     from {{ this }} as stored
     where stored.source like 'amocrm%' and stored.manager_key in (select manager_key from renamed_managers);
-    analyze interactions_scope;
-    delete from {{ this }} as stored
-    using pg_temp.interactions_scope as scope
-    where scope.interaction_key = stored.interaction_key
+    {{ delete_stored_in_scope('interactions_scope', 'interaction_key') }}
     {%- endif %}
 {%- endmacro %}
 

@@ -50,13 +50,7 @@
     ),
 
     moved_nodes as (
-        select node_key
-        from {{ ref('int_identity_nodes_resolved') }}
-        where component_changed_at > (select unified_at from stored_until)
-        union
-        select record_node
-        from {{ ref('int_identity_edges_collected') }}
-        where changed_at > (select unified_at from stored_until) and cardinality(neighbours) = 0
+        {{ identity_nodes_moved_since('(select unified_at from stored_until)') }}
     )
 
     select lead_key as order_key
@@ -78,10 +72,7 @@
     where source = 'crm_file' or order_date > {{ run_date() }} or (select changed from lookups_changed)
     union
     select node_key from moved_nodes where node_key like 'amocrm\_lead:%' or node_key like 'bitrix24\_deal:%';
-    analyze orders_scope;
-    delete from {{ this }} as stored
-    using pg_temp.orders_scope as scope
-    where scope.order_key = stored.order_key
+    {{ delete_stored_in_scope('orders_scope', 'order_key') }}
     {%- endif %}
 {%- endmacro %}
 
