@@ -112,7 +112,8 @@ touched as (
 ),
 
 {% endif -%}
-amo_values as (
+-- read twice (macros/amocrm_fields.sql)
+amo_values as not materialized (
     select * from {{ ref('stg_amocrm__custom_field_values') }}
     {{- identity_only_touched("'amocrm_' || entity_type || ':' || account || ':' || entity_id") }}
 ),
@@ -133,20 +134,21 @@ file_interactions as (
 ),
 responses as (select * from {{ ref('stg_surveys__responses') }}{{ identity_only_touched('response_key') }}),
 parties as (select * from {{ ref('int_party_records_collected') }}{{ identity_only_touched('node_key') }}),
+amo_key_fields as (
+    select * from field_map where source = 'amocrm' and role in ('email', 'phone', 'client_id')
+),
+
+amo_mapped as ({{ amo_values_mapped('amo_values', 'amo_key_fields') }}),
+
 amo_keys as (
     select
-        'amocrm_' || amo_values.entity_type || ':' || amo_values.account || ':' || amo_values.entity_id as node_a,
-        case field_map.role
-            when 'email' then 'email:' || {{ normalise_email('amo_values.field_value') }}
-            when 'phone' then 'phone:' || {{ normalise_phone('amo_values.field_value') }}
-            when 'client_id' then 'metrica_client_id:' || nullif(amo_values.field_value, '0')
+        'amocrm_' || entity_type || ':' || account || ':' || entity_id as node_a,
+        case role
+            when 'email' then 'email:' || {{ normalise_email('field_value') }}
+            when 'phone' then 'phone:' || {{ normalise_phone('field_value') }}
+            when 'client_id' then 'metrica_client_id:' || nullif(field_value, '0')
         end as node_b
-    from amo_values
-    inner join field_map
-        on field_map.source = 'amocrm'
-        and field_map.entity = amo_values.entity_type
-        and field_map.role in ('email', 'phone', 'client_id')
-        and (field_map.field_key = amo_values.field_name or field_map.field_key = amo_values.field_code)
+    from amo_mapped
 ),
 
 amo_contact_companies as (

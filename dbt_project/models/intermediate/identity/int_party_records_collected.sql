@@ -2,7 +2,7 @@
 -- customer card needs, in one shape. node_key is the record's node in the identity graph.
 with amo_contacts as (select * from {{ ref('stg_amocrm__contacts') }}),
 amo_companies as (select * from {{ ref('stg_amocrm__companies') }}),
--- read twice (by field name, by field code): not materialized, or PostgreSQL would copy every value first
+-- read twice (macros/amocrm_fields.sql)
 amo_values as not materialized (select * from {{ ref('stg_amocrm__custom_field_values') }}),
 amo_users as (select * from {{ ref('stg_amocrm__users') }}),
 b24_contacts as (select * from {{ ref('stg_bitrix24__contacts') }}),
@@ -14,21 +14,7 @@ field_map as (
     select * from {{ ref('crm_field_map') }} where source = 'amocrm' and entity in ('contact', 'company')
 ),
 
--- a value is mapped by its field's name or else its code: two equi-joins, not one join on `name
--- or code`, whose filter ran on every value and mapping; the second skips what the first matched,
--- so each (value, mapping) pair comes once, as before
-amo_mapped as (
-    select amo_values.*, field_map.role
-    from amo_values
-    inner join field_map
-        on field_map.entity = amo_values.entity_type and field_map.field_key = amo_values.field_name
-    union all
-    select amo_values.*, field_map.role
-    from amo_values
-    inner join field_map
-        on field_map.entity = amo_values.entity_type and field_map.field_key = amo_values.field_code
-    where amo_values.field_name is distinct from field_map.field_key
-),
+amo_mapped as ({{ amo_values_mapped('amo_values', 'field_map') }}),
 
 amo_fields as (
     select

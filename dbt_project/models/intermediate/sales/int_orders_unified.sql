@@ -29,7 +29,7 @@ with amo_leads as not materialized (
     where lead_key in (select order_key from pg_temp.orders_scope)
     {%- endif %}
 ),
--- read twice (by field name, by field code); only the leads being derived
+-- read twice (macros/amocrm_fields.sql); only the leads being derived
 amo_values as not materialized (
     select * from {{ ref('stg_amocrm__custom_field_values') }}
     where entity_type = 'lead' and (account, entity_id) in (select account, lead_id from amo_leads)
@@ -50,24 +50,9 @@ catalog as (select * from {{ ref('product_catalog') }}),
 field_map as (select * from {{ ref('crm_field_map') }}),
 nodes as (select * from {{ ref('int_customer_nodes_resolved') }}),
 
--- a lead's value is mapped by its field's name or its code: two equi-joins, not one join on
--- `name or code` (a nested loop over every value and mapping, 1.9 s at medium scale). A value both
--- match comes twice, which max() does not mind
-lead_field_map as (
-    select field_key, role from field_map where source = 'amocrm' and entity = 'lead'
-),
+lead_field_map as (select * from field_map where source = 'amocrm' and entity = 'lead'),
 
-amo_lead_values as (
-    select amo_values.account, amo_values.entity_id, lead_field_map.role, amo_values.field_value
-    from amo_values
-    inner join lead_field_map on lead_field_map.field_key = amo_values.field_name
-    where amo_values.entity_type = 'lead'
-    union all
-    select amo_values.account, amo_values.entity_id, lead_field_map.role, amo_values.field_value
-    from amo_values
-    inner join lead_field_map on lead_field_map.field_key = amo_values.field_code
-    where amo_values.entity_type = 'lead'
-),
+amo_lead_values as ({{ amo_values_mapped('amo_values', 'lead_field_map') }}),
 
 amo_lead_fields as (
     select
