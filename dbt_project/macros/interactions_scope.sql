@@ -16,12 +16,16 @@
       for an earlier day);
     - the amoCRM user's name: users renamed since the names this table last used
       (ops.interaction_manager_names).
+
+    The scope's keys the query does not insert again are logged for interaction_history
+    (macros/interaction_history_scope.sql).
 -#}
 {% macro interactions_resolved_scope() -%}
     create table if not exists ops.interaction_manager_names (
         manager_key text primary key,
         user_name text
     );
+    {{ interactions_resolved_removed_table() }};
     drop table if exists pg_temp.interactions_scope;
     {%- if is_incremental() %}
     {%- set interactions = ref('int_interactions_unified') %}

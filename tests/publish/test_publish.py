@@ -14,6 +14,7 @@ from customer_warehouse.paths import expectations_dir
 from customer_warehouse.publish import PublishBlocked, alerts, pii, publish, roles
 from customer_warehouse.quality import sample
 from customer_warehouse.quality.gate import run_gate
+from customer_warehouse.quality.results import GateResult
 from receivers import http_receiver
 
 pytestmark = pytest.mark.integration
@@ -61,7 +62,7 @@ def test_good_build_is_published_and_bi_reads_it_deidentified(warehouse_uri, tmp
     with psycopg.connect(warehouse_uri) as conn:
         schemas = {r[0] for r in conn.execute("select nspname from pg_namespace").fetchall()}
         log_row = conn.execute("select status, row_counts->>'customer_360' from ops.publish_log").fetchall()
-    assert "marts" in schemas and "marts_build" not in schemas and "marts_prev" not in schemas
+    assert "marts" in schemas and "marts_build" not in schemas and "marts_prev" not in schemas  # first publication
     assert log_row == [("published", "3")]
 
     assert as_bi(warehouse_uri, prefix, "select sum(revenue) from marts.customer_profitability") == [(3800,)]
@@ -141,3 +142,30 @@ def test_warn_severity_publishes_with_a_warning(warehouse_uri, tmp_path, prefix)
         "marts_build.customer_profitability.revenue_reconciles"]
     assert len(sent) == 1 and sent[0]["level"] == "warning" and "revenue_reconciles" in sent[0]["text"]
     assert as_bi(warehouse_uri, prefix, "select sum(revenue) from marts.customer_profitability") == [(3830,)]
+
+
+def test_previous_marts_stay_as_the_spare_until_a_build_takes_them(warehouse_uri, prefix):
+    """The publication before keeps as marts_prev, where the next dbt build takes its incremental
+    marts from (dbt_project/macros/carry_marts.sql); a spare no build took is replaced; BI never
+    sees it."""
+    with psycopg.connect(warehouse_uri) as conn:
+        sample.load_orders(conn)
+        sample.build_marts(conn, "marts")  # yesterday's, published: BI reads it
+        roles.ensure_roles(conn, prefix)
+        roles.apply_grants(conn, prefix, pii={"customer_360": ["name", "email", "phone", "birthday"]})
+        conn.execute("create schema marts_prev")
+        conn.execute("create table marts_prev.untaken (x int)")  # the day before's, no build took it
+        conn.commit()
+        sample.build_marts(conn, revenue_shift=10.0)  # today's
+
+    publish(warehouse_uri, gate_result=GateResult.new("2026-11-20"), role_prefix=prefix, hmac_key=KEY)
+
+    with psycopg.connect(warehouse_uri) as conn:
+        tables = {r[0] for r in conn.execute(
+            "select table_name from information_schema.tables where table_schema = 'marts_prev'").fetchall()}
+        spare_revenue = conn.execute("select sum(revenue) from marts_prev.customer_profitability").fetchone()[0]
+    assert "customer_profitability" in tables and "untaken" not in tables
+    assert spare_revenue == 3800
+    assert as_bi(warehouse_uri, prefix, "select sum(revenue) from marts.customer_profitability") == [(3830,)]
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        as_bi(warehouse_uri, prefix, "select sum(revenue) from marts_prev.customer_profitability")

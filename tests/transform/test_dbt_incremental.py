@@ -14,6 +14,9 @@ Anna's amoCRM contact loses its email (her Bitrix24 side and survey R1 split off
 contact 21 gains the email of survey R3's stranger (R3 joins Utro café), the re-read customer file
 no longer holds F2 (F2, still named by order O4, loses the phone that tied it to Anna) and survey
 R2 is gone.
+
+Between the nights the build is published, as the nightly does: interaction_history then builds
+on the copy the publication before last left (macros/carry_marts.sql), two nights behind.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ import hashlib
 import psycopg
 import pytest
 from customer_warehouse.loading.tables import ensure_meta_schema
-from customer_warehouse.transform.dbt import build_all
+from customer_warehouse.publish import publish, roles
+from customer_warehouse.quality.results import GateResult
+from customer_warehouse.transform.dbt import build_all, run_build
 from small_raw import ACC, MARTS, PORTAL, RUN_DATE, dsn_from_uri, load_small_raw
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -34,6 +39,10 @@ ORDER_COLUMNS = ("order_key, source, source_order_id, customer_id, title, status
                  "loss_reason, stage_name, pipeline_name, purpose, client_id, utm_source, utm_medium, "
                  "utm_campaign, utm_term")
 SNAPSHOT_CHECK_COLUMNS = "order_key, status, stage_name, amount, manager_key, customer_id"
+# marts → what must equal a full refresh (interaction_history's resolved_at is bookkeeping)
+MART_COLUMNS = {table: "*" for table in MARTS} | {
+    "interaction_history": "interaction_id, customer_id, deal_id, source, occurred_at, occurred_date, channel, "
+                           "activity, direction, is_complaint, manager_key, manager_name, outcome"}
 
 # incremental tables → what must equal a full refresh: bookkeeping times differ, and the edges keep
 # a gone record as an empty array (its tombstone) where a full build has no row
@@ -164,29 +173,46 @@ def late_change(make_database, tmp_path_factory):
         _age_raw(conn)
     dsn = dsn_from_uri(uri)
     artifacts = tmp_path_factory.mktemp("dbt")
-    build_all(dsn, RUN_DATE, artifacts_dir=artifacts)
+    prefix = f"cwinc{uri.rsplit('_', 1)[-1][:8]}_"
+
+    def published_night() -> None:
+        build_all(dsn, RUN_DATE, artifacts_dir=artifacts)
+        publish(uri, run_date=RUN_DATE, gate_result=GateResult.new(RUN_DATE), role_prefix=prefix, hmac_key="k")
+
+    published_night()
     with psycopg.connect(uri) as conn:
-        before = conn.execute("select count(*) from marts_build.interaction_history").fetchone()[0]
+        before, first_night = conn.execute(
+            "select count(*), max(resolved_at) from marts.interaction_history").fetchone()
         conn.execute("create schema incremental_result")
         conn.execute("create table incremental_result.first_resolution as "
                      "select node_key, component_key, resolved_at from int.int_identity_nodes_resolved")
         conn.execute(USER_RENAMED)
-    build_all(dsn, RUN_DATE, artifacts_dir=artifacts)  # a night with a renamed user
+    published_night()  # a night with a renamed user; the first night's marts are now the spare
     with psycopg.connect(uri) as conn:
         conn.execute(LATE_CHANGES)
     build_all(dsn, RUN_DATE, artifacts_dir=artifacts)  # the nightly: incremental
     with psycopg.connect(uri) as conn:
+        # interaction_history was taken over from the first night, not rebuilt: rows no night changed kept it
+        carried = conn.execute("select count(*) from marts_build.interaction_history where resolved_at = %s",
+                               (first_night,)).fetchone()[0]
+        assert 0 < carried < before
+        assert conn.execute("select count(*) from pg_namespace where nspname = 'marts_prev'").fetchone() == (0,)
         conn.execute("create table incremental_result.snap_deal_stages as select * from snapshots.snap_deal_stages")
         conn.execute("create table incremental_result.second_resolution as "
                      "select node_key, component_key, resolved_at from int.int_identity_nodes_resolved")
-        for table in MARTS:
-            conn.execute(f"create table incremental_result.{table} as select * from marts_build.{table}")
+        for table, columns in MART_COLUMNS.items():
+            conn.execute(f"create table incremental_result.{table} as select {columns} from marts_build.{table}")
         for table, columns in INCREMENTAL.items():
             select, _, where = columns.partition(" where ")
             conn.execute(f"create table incremental_result.{table} as select {select} from {_schema(table)}.{table} "
                          f"where {where or 'true'}")
     build_all(dsn, RUN_DATE, full_refresh=True, artifacts_dir=artifacts)
-    return uri, before
+    yield uri, before
+    with psycopg.connect(uri, autocommit=True) as conn:
+        for name in roles.role_names(prefix).values():
+            if conn.execute("select 1 from pg_roles where rolname = %s", (name,)).fetchone():
+                conn.execute(f'drop owned by "{name}"')
+                conn.execute(f'drop role "{name}"')
 
 
 def test_incremental_run_saw_the_late_changes(late_change):
@@ -274,7 +300,8 @@ def test_deal_snapshot_recorded_the_nights_changes(late_change):
 def test_incremental_mart_equals_full_refresh(late_change, table):
     uri, _ = late_change
     with psycopg.connect(uri) as conn:
-        assert _except_both_ways(conn, f"marts_build.{table}", f"incremental_result.{table}") == (0, 0)
+        full = f"(select {MART_COLUMNS[table]} from marts_build.{table}) as full_refresh"
+        assert _except_both_ways(conn, full, f"incremental_result.{table}") == (0, 0)
 
 
 @pytest.mark.parametrize("table", INCREMENTAL)
@@ -318,12 +345,18 @@ def test_rerunning_an_earlier_day_keeps_later_visits(make_database, tmp_path_fac
         count, in_time = conn.execute("select count(*), max(order_date) <= '2026-09-01' "
                                       "from int.int_orders_unified").fetchone()
         assert in_time and 0 < count < orders
+        # and so does the history mart built on them (their removal was logged for it)
+        count, in_time = conn.execute("select count(*), max(occurred_date) <= '2026-09-01' "
+                                      "from marts_build.interaction_history").fetchone()
+        assert in_time and 0 < count < episodes
     build_all(dsn, RUN_DATE, artifacts_dir=artifacts)  # and they come back
     resolved = INCREMENTAL["int_customer_interactions_resolved"]
     with psycopg.connect(uri) as conn:
         conn.execute("create table incremental_visits as select * from int.int_web_visits_filtered")
         conn.execute(f"create table incremental_episodes as select {resolved} from int.int_customer_interactions_resolved")
         conn.execute(f"create table incremental_orders as select {ORDER_COLUMNS} from int.int_orders_unified")
+        history = MART_COLUMNS["interaction_history"]
+        conn.execute(f"create table incremental_history as select {history} from marts_build.interaction_history")
     build_all(dsn, RUN_DATE, full_refresh=True, artifacts_dir=artifacts)
     with psycopg.connect(uri) as conn:
         assert _except_both_ways(conn, "int.int_web_visits_filtered", "incremental_visits") == (0, 0)
@@ -331,3 +364,31 @@ def test_rerunning_an_earlier_day_keeps_later_visits(make_database, tmp_path_fac
         assert _except_both_ways(conn, full, "incremental_episodes") == (0, 0)
         full = f"(select {ORDER_COLUMNS} from int.int_orders_unified) as full_refresh"
         assert _except_both_ways(conn, full, "incremental_orders") == (0, 0)
+        full = f"(select {history} from marts_build.interaction_history) as full_refresh"
+        assert _except_both_ways(conn, full, "incremental_history") == (0, 0)
+
+
+def test_history_mart_follows_a_full_refresh_of_the_episodes(make_database, tmp_path_factory):
+    """A full refresh of the resolved episodes alone logs no removals: interaction_history, built on
+    its earlier copy, must notice and rebuild, or an episode gone meanwhile would stay in it."""
+    uri = make_database("cwhist")
+    load_small_raw(uri)
+    with psycopg.connect(uri) as conn:
+        _age_raw(conn)
+    dsn, artifacts = dsn_from_uri(uri), tmp_path_factory.mktemp("dbt")
+    build_all(dsn, RUN_DATE, artifacts_dir=artifacts)
+    with psycopg.connect(uri) as conn:
+        conn.execute("delete from raw_crm_files.interactions where interaction_id = 'I1'")
+        conn.execute("update raw_crm_files.interactions set _loaded_at = now()")
+    episodes = "stg_crm_files__interactions int_interactions_unified int_customer_interactions_resolved"
+    run_build(dsn, RUN_DATE, select=episodes, full_refresh=True, artifacts_dir=artifacts)
+    build_all(dsn, RUN_DATE, artifacts_dir=artifacts)
+    history = MART_COLUMNS["interaction_history"]
+    with psycopg.connect(uri) as conn:
+        assert conn.execute("select count(*) from marts_build.interaction_history "
+                            "where interaction_id = 'crm_file_interaction:I1'").fetchone() == (0,)
+        conn.execute(f"create table incremental_history as select {history} from marts_build.interaction_history")
+    build_all(dsn, RUN_DATE, full_refresh=True, artifacts_dir=artifacts)
+    with psycopg.connect(uri) as conn:
+        full = f"(select {history} from marts_build.interaction_history) as full_refresh"
+        assert _except_both_ways(conn, full, "incremental_history") == (0, 0)

@@ -3,14 +3,20 @@
 dbt writes into ``marts_build``; the quality gate audits it; ``publish()`` then, only if no
 blocking check failed, in ONE transaction: adds the de-identified columns and views and the
 dashboard's ``data_status`` view, renames
-``marts`` → ``marts_prev`` and ``marts_build`` → ``marts``, drops ``marts_prev``, re-applies the
-grants, and records the publication in ``ops.publish_log``. Readers therefore see yesterday's
-marts or today's, never a mix, and a failure at any step rolls back to yesterday's.
+``marts`` → ``marts_prev`` and ``marts_build`` → ``marts``, re-applies the grants, and records the
+publication in ``ops.publish_log``. Readers therefore see yesterday's marts or today's, never a
+mix, and a failure at any step rolls back to yesterday's.
+
+``marts_prev`` stays until the next dbt build starts: its on-run-start hook
+(``carry_incremental_marts``, dbt_project/macros/carry_marts.sql) moves the incremental marts
+(interaction_history) into the new ``marts_build``, which then applies only what changed since
+that copy instead of rebuilding millions of rows, and drops the rest. Until then the warehouse
+holds one more copy of the marts.
 
 When the gate blocked (or publishing fails) the previous ``marts`` stays untouched, the attempt
 is logged with status ``blocked``/``failed``, the alert callback fires, and :class:`PublishBlocked`
 is raised with a summary of what broke (table, check, observed vs expected).
-Note: ``drop schema marts_prev cascade`` also drops views other schemas defined on the old marts.
+Note: dropping ``marts_prev`` (``cascade``) also drops views other schemas defined on the old marts.
 """
 
 from __future__ import annotations
@@ -112,10 +118,12 @@ def _swap(conn, gate: GateResult, run_date, build: str, target: str, prefix: str
         personal = pii.deidentify(conn, build, key)
         counts = _row_counts(conn, build)
         _status_view(conn, build)
+        # a spare that no build took since the last publish (its build failed before dbt ran)
+        conn.execute(sql.SQL("drop schema if exists {} cascade").format(p))
         if _schema_exists(conn, target):
             conn.execute(sql.SQL("alter schema {} rename to {}").format(t, p))
+            roles.withdraw_bi(conn, f"{target}_prev", prefix)
         conn.execute(sql.SQL("alter schema {} rename to {}").format(b, t))
-        conn.execute(sql.SQL("drop schema if exists {} cascade").format(p))
         roles.apply_grants(conn, prefix, published=target, pii=personal)
         summary = {**gate.counts(), "warnings_list": [c.check_id for c in gate.warnings]}
         conn.execute(

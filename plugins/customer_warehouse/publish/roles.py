@@ -71,6 +71,13 @@ def apply_grants(conn, prefix: str | None = None, *, published: str = "marts",
         _grant_published(conn, published, transformer, bi, pii or {})
 
 
+def withdraw_bi(conn, schema: str, prefix: str | None = None) -> None:
+    """BI stops reading a schema that is no longer the published one (the spare copy of the
+    previous marts, kept for the next build): its grants followed it through the rename."""
+    bi = sql.Identifier(role_names(prefix)["bi_reader"])
+    conn.execute(sql.SQL("revoke usage on schema {} from {}").format(sql.Identifier(schema), bi))
+
+
 def _schemas(conn) -> list[str]:
     return [r[0] for r in conn.execute("select nspname from pg_namespace").fetchall()]
 

@@ -9,7 +9,8 @@
         ],
         pre_hook=["{{ new_batches_snapshot(read_by='int_interactions_unified') }}",
                   "{{ interactions_resolved_scope() }}"],
-        post_hook=["{{ new_batches_consumed() }}", "{{ interactions_resolved_inputs_used() }}"],
+        post_hook=["{{ new_batches_consumed() }}", "{{ interactions_resolved_inputs_used() }}",
+                   "{{ interactions_resolved_removals_logged() }}"],
     )
 }}
 -- Contact episodes up to run_date with the customer resolved from the identity graph (and the

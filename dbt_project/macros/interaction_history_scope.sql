@@ -1,0 +1,80 @@
+{#- interaction_history is incremental over its previous copy (macros/carry_marts.sql), which may
+    be one night old (a build on an unpublished build) or two (a build on the publication before
+    last). It is a projection of int_customer_interactions_resolved, so what it must apply is what
+    that model changed since the copy was made:
+
+    - rows that model derived again: their resolved_at is later than the newest resolved_at the
+      copy holds (an upstream run stamps all its rows with its transaction's now());
+    - rows that model deleted without deriving again (an episode removed upstream, or after the
+      run date): it logs their keys with the time (ops.interactions_resolved_removed);
+    - everything, when that model was rebuilt from scratch after the copy (a full refresh logs no
+      removals): every upstream row is then newer than the copy.
+
+    The removals are kept until no copy a later build could take is older than them. -#}
+
+{% macro interactions_resolved_removed_table() -%}
+    create table if not exists ops.interactions_resolved_removed (
+        interaction_key text not null,
+        removed_at timestamptz not null default now()
+    )
+{%- endmacro %}
+
+{#- int_customer_interactions_resolved, post-hook: the scope's keys that its query did not insert
+    again are gone from it -#}
+{% macro interactions_resolved_removals_logged() -%}
+    {%- if is_incremental() %}
+    insert into ops.interactions_resolved_removed (interaction_key)
+    select scope.interaction_key
+    from pg_temp.interactions_scope as scope
+    where not exists (
+        select 1 from {{ this }} as kept where kept.interaction_key = scope.interaction_key
+    )
+    {%- else %}
+    select 1
+    {%- endif %}
+{%- endmacro %}
+
+{#- interaction_history, pre-hook: its stored rows that int_customer_interactions_resolved changed
+    or removed since are deleted; the model's query then inserts that model's newer rows -#}
+{% macro interaction_history_scope() -%}
+    {{ interactions_resolved_removed_table() }};
+    drop table if exists pg_temp.interaction_history_since;
+    {%- if is_incremental() %}
+    {%- set resolved = ref('int_customer_interactions_resolved') %}
+    create temp table interaction_history_since on commit drop as
+    select coalesce(max(resolved_at), '-infinity') as resolved_at from {{ this }};
+    delete from {{ this }}
+    where (select min(resolved_at) from {{ resolved }}) > (select resolved_at from pg_temp.interaction_history_since);
+    delete from {{ this }} as stored
+    using (
+        select interaction_key
+        from ops.interactions_resolved_removed
+        where removed_at >= (select resolved_at from pg_temp.interaction_history_since)
+        union
+        select interaction_key
+        from {{ resolved }}
+        where resolved_at > (select resolved_at from pg_temp.interaction_history_since)
+    ) as changed
+    where stored.interaction_id = changed.interaction_key
+    {%- endif %}
+{%- endmacro %}
+
+{#- interaction_history, post-hook: forget the removals older than every copy a later build may
+    take: this table, and the published one (the next spare) when it has resolved_at -#}
+{% macro interaction_history_removals_pruned() -%}
+    {%- set published = adapter.get_relation(database=this.database, schema=var('published_schema'),
+                                             identifier=this.identifier) -%}
+    {%- set published_has_watermark = published is not none
+          and 'resolved_at' in (adapter.get_columns_in_relation(published) | map(attribute='name') | list) -%}
+    {%- if published is none or published_has_watermark %}
+    delete from ops.interactions_resolved_removed
+    where removed_at < least(
+        (select max(resolved_at) from {{ this }})
+        {%- if published_has_watermark %},
+        (select max(resolved_at) from {{ published }})
+        {%- endif %}
+    )
+    {%- else %}
+    select 1
+    {%- endif %}
+{%- endmacro %}
