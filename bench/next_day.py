@@ -2,9 +2,9 @@
 
 The whole bench spends most of its time building the warehouse from empty; a change to a model
 that a new night rebuilds is judged by the new night alone. An earlier ``--keep-databases`` run
-left its cluster in DIR with day D + 1 loaded; this mode copies DIR to ``--pgdata`` (DIR itself is
+left its cluster in DIR with day D + 2 loaded; this mode copies DIR to ``--pgdata`` (DIR itself is
 never written, so A and B of a change start from the same warehouse) and runs the nightly for
-D + 2, the dataset's last day (the generator's ``--today``), every stage measured as in the
+D + 3, the dataset's last day (the generator's ``--today``), every stage measured as in the
 whole bench. It writes ``<results-dir>/<scale>-next-day.json`` only: the headline keys and
 BENCHMARKS.md come from the whole bench.
 """
@@ -65,7 +65,9 @@ def run(args, data: Path, work: Path, db_name: str) -> dict[str, Any]:
     from .pg import BenchServer
 
     manifest = json.loads((data / "manifest.json").read_text(encoding="utf-8"))
-    day = args.day + dt.timedelta(days=2)
+    from .nightly import DATASET_DAYS
+
+    day = args.day + dt.timedelta(days=DATASET_DAYS)
     if manifest.get("today") != day.isoformat():
         raise SystemExit(f"the dataset in {data} ends on {manifest.get('today')}, not {day}: use the dataset "
                          "and --day of the run that kept the cluster")

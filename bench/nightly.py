@@ -3,11 +3,11 @@
 "One new day" needs the same company seen on two consecutive days. The generator shifts the
 whole simulated history when ``--today`` moves (history starts ``today − 730`` days), so two
 datasets with consecutive ``today`` are not one history extended by a day. Instead the bench
-generates once with ``--today = incremental day + 1`` and serves it through the emulators with a
-``today`` override: the full run sees the sources as of day D (nothing after D exists yet), the
-incremental run as of D + 1 — exactly one more day of API data. The CRM file exports are plain
-files that the emulators do not serve; they already hold D + 1 in the full run, which changes no
-volume (they are a full snapshot, reloaded whole every night).
+generates once with ``--today = new day + 1`` and serves it through the emulators with a
+``today`` override: the full run sees the sources as of day D (nothing after D exists yet), each
+later night as of its own day — exactly one more day of API data each. The CRM file exports are
+plain files that the emulators do not serve; they already hold the dataset's last day in the full
+run, which changes no volume (they are a full snapshot, reloaded whole every night).
 """
 
 from __future__ import annotations
@@ -27,6 +27,10 @@ from customer_warehouse.emulators.server import BackgroundServer
 from .procs import Measured, run_measured, say, tail
 
 SOURCES = ("metrica", "amocrm", "bitrix24", "typeform", "yandex_forms", "crm_files", "survey_files")
+#: the whole bench's nights: label → days after its --day
+NIGHTS = (("full", 0), ("settling", 1), ("incremental", 2))
+#: the dataset's last day (the generator's --today), which --next-day-from loads: days after --day
+DATASET_DAYS = 3
 
 # The APIs' documented request rates (../shared/reference/sources.md): requests/s, the burst a
 # fresh allowance lets through first, and how the vendor states it. The bench counts the requests

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 SCALE_ORDER = ("tiny", "demo", "small", "medium", "large")
+#: the whole bench's nightly runs, in order (older results have no settling night)
+NIGHT_LABELS = ("full", "settling", "incremental")
 
 # key → (comparison, threshold, scale at which the goal is judged, or None for every scale)
 GOALS: dict[str, tuple[str, float, str | None]] = {
@@ -104,7 +106,9 @@ def _scale_section(r: dict[str, Any]) -> list[str]:
     scale = r["scale"]
     lines = [f"## Scale `{scale}`", "",
              f"Run {r['finished_at']} on the machine below; dataset seed {r['seed']}, full nightly for "
-             f"{r['days']['full']}, one new day {r['days']['incremental']}.", ""]
+             f"{r['days']['full']}, "
+             + (f"a settling night {r['days']['settling']} (reported, not a headline), " if 'settling' in r['days']
+                else "") + f"one new day {r['days']['incremental']}.", ""]
     quotas = r.get("api_quotas")
     lines += [f"**API quotas: {quotas}.** " + r.get("api_quotas_note", "") if quotas else
               "**API quotas: real** (measured before `--api-quotas` existed: the extract times include the "
@@ -124,7 +128,7 @@ def _scale_section(r: dict[str, Any]) -> list[str]:
     header = ["| stage | wall s | rows | rows/s | peak RSS MB | CPU s | status |", "|---|---|---|---|---|---|---|"]
     if r.get("generate"):
         lines += ["**Generate**", "", *header, *_stage_rows({"stages": [r["generate"]]}), ""]
-    for label in ("full", "incremental"):
+    for label in NIGHT_LABELS:
         run = r.get("nightly", {}).get(label)
         if run:
             lines += [f"**{label.capitalize()} nightly** ({run['day']}; total {_fmt(run['seconds'], 1)} s, "
@@ -159,7 +163,7 @@ def _api_section(r: dict[str, Any]) -> list[str]:
     sources = list(dict.fromkeys(src for run in api.values() for src in run))
     if not sources:
         return []
-    labels = [label for label in ("full", "incremental") if label in api]
+    labels = [label for label in NIGHT_LABELS if label in api]
     lines = ["**API requests and the documented quotas** — `api_floor_seconds_at_documented_limits` is the "
              "least time the real API would need for these requests at its documented rate (requests beyond "
              "the burst / rate), whatever our code does; with quotas lifted the measured extract time does "

@@ -47,7 +47,9 @@ def test_bench_tiny_writes_every_key(tmp_path):
     for key in LARGE_ONLY:
         assert data[key] is None and data[f"{key}_reason"] == "not measured at this scale"
 
-    assert data["nightly"]["full"]["ok"] and data["nightly"]["incremental"]["ok"]
+    assert all(data["nightly"][label]["ok"] for label in ("full", "settling", "incremental"))
+    assert [data["days"][label] for label in ("full", "settling", "incremental")] == [
+        "2026-11-18", "2026-11-19", "2026-11-20"]
     stages = {s["name"] for s in data["nightly"]["full"]["stages"]}
     assert {"extract_load:metrica", "extract_load:amocrm", "dbt_build", "gate", "publish"} <= stages
     for stage in data["nightly"]["full"]["stages"]:
@@ -92,6 +94,9 @@ def test_bench_tiny_writes_every_key(tmp_path):
     assert day["day"] == "2026-11-21" and day["nightly"]["ok"] and _is_number(day["next_day_nightly_seconds"])
     assert {"extract_load:amocrm", "dbt_build", "gate", "publish"} <= set(day["stage_seconds"])
     assert all(s["rows_per_second"] > 0 for s in day["nightly"]["stages"] if s.get("rows"))
+    # a warehouse in service: the history mart built on the copy the publication before left
+    transform = next(s for s in day["nightly"]["stages"] if s["name"] == "dbt_build")
+    assert '"marts_prev"."interaction_history" into marts_build' in Path(transform["log"]).read_text(encoding="utf-8")
     assert day["nightly"]["raw_rows"] >= data["counts"]["warehouse_raw_rows_after_incremental"]
     assert json.loads((results / "latest.json").read_text(encoding="utf-8"))["scale"] == "tiny"  # untouched
     assert sorted(p.name for p in (tmp_path / "pg").iterdir()) == kept and not (tmp_path / "pg2").exists()
