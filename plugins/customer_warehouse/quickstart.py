@@ -71,7 +71,7 @@ def reset_embedded_warehouse(dsn) -> None:
     with warehouse.connect(autocommit=True, dsn=dsn) as conn:
         schemas = [r[0] for r in conn.execute(
             "select nspname from pg_namespace where nspname like 'raw%' or nspname in "
-            "('stg', 'int', 'snapshots', 'ref_data', 'marts', 'marts_build', 'ops')")]
+            "('stg', 'int', 'snapshots', 'ref_data', 'marts', 'marts_build', 'marts_prev', 'ops')")]
         for name in schemas:
             conn.execute(f'drop schema "{name}" cascade')
 
