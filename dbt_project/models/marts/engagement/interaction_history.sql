@@ -35,7 +35,7 @@ final as (
         resolved_at
     from interactions
     {%- if is_incremental() %}
-    where resolved_at > (select resolved_at from pg_temp.interaction_history_since)
+    where resolved_at > {{ interaction_history_since() }}
     {%- endif %}
 )
 
