@@ -55,13 +55,14 @@
     {%- set since = interaction_history_since() %}
     delete from {{ this }}
     where (select min(resolved_at) from {{ resolved }}) > {{ since }};
-    delete from {{ this }} as stored
-    using (
+    {#- an array, so that each key is an index lookup: joined to the keys, the planner hashed
+        them and scanned all 6.8 M stored rows (5.9 s for 24 k deletes at medium) #}
+    delete from {{ this }}
+    where interaction_id = any(array(
         select interaction_key from ops.interactions_resolved_removed where removed_at >= {{ since }}
         union
         select interaction_key from {{ resolved }} where resolved_at > {{ since }}
-    ) as changed
-    where stored.interaction_id = changed.interaction_key
+    ))
     {%- endif %}
 {%- endmacro %}
 
