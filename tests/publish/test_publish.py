@@ -28,12 +28,8 @@ def prefix(warehouse_uri):
     """Unique role names on the shared server, dropped afterwards."""
     p = f"cwt{uuid.uuid4().hex[:8]}_"
     yield p
-    names = list(roles.role_names(p).values())
     with psycopg.connect(warehouse_uri, autocommit=True) as conn:
-        existing = [n for n in names if conn.execute("select 1 from pg_roles where rolname = %s", (n,)).fetchone()]
-        for name in existing:
-            conn.execute(f'drop owned by "{name}"')
-            conn.execute(f'drop role "{name}"')
+        roles.drop_roles(conn, p)
 
 
 def as_bi(uri: str, prefix: str, query: str):

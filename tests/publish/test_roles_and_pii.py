@@ -21,10 +21,7 @@ def prefix(warehouse_uri):
     p = f"cwt{uuid.uuid4().hex[:8]}_"
     yield p
     with psycopg.connect(warehouse_uri, autocommit=True) as conn:
-        for name in roles.role_names(p).values():
-            if conn.execute("select 1 from pg_roles where rolname = %s", (name,)).fetchone():
-                conn.execute(sql.SQL("drop owned by {}").format(sql.Identifier(name)))
-                conn.execute(sql.SQL("drop role {}").format(sql.Identifier(name)))
+        roles.drop_roles(conn, p)
 
 
 def test_roles_are_idempotent_and_log_in_only_with_a_password(wh, prefix, monkeypatch, caplog):

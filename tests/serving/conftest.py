@@ -20,10 +20,7 @@ def published(make_database):
         build(conn, prefix)
     yield uri, prefix
     with psycopg.connect(uri, autocommit=True) as conn:
-        for name in roles.role_names(prefix).values():
-            if conn.execute("select 1 from pg_roles where rolname = %s", (name,)).fetchone():
-                conn.execute(f'drop owned by "{name}"')
-                conn.execute(f'drop role "{name}"')
+        roles.drop_roles(conn, prefix)
 
 
 @pytest.fixture(scope="module")

@@ -148,6 +148,16 @@ def _schema(table: str) -> str:
     return "stg" if table.startswith("stg_") else "int"
 
 
+def _built_once(uri: str, tmp_path_factory):
+    """The small raw data, aged, built once for RUN_DATE: ``(uri, dsn, dbt artifacts dir)``."""
+    load_small_raw(uri)
+    with psycopg.connect(uri) as conn:
+        _age_raw(conn)
+    dsn, artifacts = dsn_from_uri(uri), tmp_path_factory.mktemp("dbt")
+    build_all(dsn, RUN_DATE, artifacts_dir=artifacts)
+    return uri, dsn, artifacts
+
+
 def _except_both_ways(conn, left: str, right: str) -> tuple[int, int]:
     return conn.execute(
         f"select (select count(*) from (select * from {left} except all select * from {right}) a), "
@@ -209,10 +219,7 @@ def late_change(make_database, tmp_path_factory):
     build_all(dsn, RUN_DATE, full_refresh=True, artifacts_dir=artifacts)
     yield uri, before
     with psycopg.connect(uri, autocommit=True) as conn:
-        for name in roles.role_names(prefix).values():
-            if conn.execute("select 1 from pg_roles where rolname = %s", (name,)).fetchone():
-                conn.execute(f'drop owned by "{name}"')
-                conn.execute(f'drop role "{name}"')
+        roles.drop_roles(conn, prefix)
 
 
 def test_incremental_run_saw_the_late_changes(late_change):
@@ -318,12 +325,7 @@ def test_rerunning_an_earlier_day_keeps_later_visits(make_database, tmp_path_fac
     """A night re-run for an earlier day (``airflow dags test`` of a past date) must not drop the
     visits after that day from the incremental table: their batches are read, and no later batch
     would bring them back. The consumers cut at their run date instead."""
-    uri = make_database("cwrerun")
-    load_small_raw(uri)
-    with psycopg.connect(uri) as conn:
-        _age_raw(conn)
-    dsn, artifacts = dsn_from_uri(uri), tmp_path_factory.mktemp("dbt")
-    build_all(dsn, RUN_DATE, artifacts_dir=artifacts)
+    uri, dsn, artifacts = _built_once(make_database("cwrerun"), tmp_path_factory)
     with psycopg.connect(uri) as conn:
         episodes = conn.execute("select count(*) from int.int_customer_interactions_resolved").fetchone()[0]
         orders = conn.execute("select count(*) from int.int_orders_unified").fetchone()[0]
@@ -371,12 +373,7 @@ def test_rerunning_an_earlier_day_keeps_later_visits(make_database, tmp_path_fac
 def test_history_mart_follows_a_full_refresh_of_the_episodes(make_database, tmp_path_factory):
     """A full refresh of the resolved episodes alone logs no removals: interaction_history, built on
     its earlier copy, must notice and rebuild, or an episode gone meanwhile would stay in it."""
-    uri = make_database("cwhist")
-    load_small_raw(uri)
-    with psycopg.connect(uri) as conn:
-        _age_raw(conn)
-    dsn, artifacts = dsn_from_uri(uri), tmp_path_factory.mktemp("dbt")
-    build_all(dsn, RUN_DATE, artifacts_dir=artifacts)
+    uri, dsn, artifacts = _built_once(make_database("cwhist"), tmp_path_factory)
     with psycopg.connect(uri) as conn:
         conn.execute("delete from raw_crm_files.interactions where interaction_id = 'I1'")
         conn.execute("update raw_crm_files.interactions set _loaded_at = now()")

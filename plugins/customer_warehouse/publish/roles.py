@@ -71,6 +71,15 @@ def apply_grants(conn, prefix: str | None = None, *, published: str = "marts",
         _grant_published(conn, published, transformer, bi, pii or {})
 
 
+def drop_roles(conn, prefix: str | None = None) -> None:
+    """Drop the roles of ``prefix`` and what they own or were granted in this database (tests and
+    throwaway warehouses; roles are cluster-wide). ``conn`` in autocommit."""
+    for name in role_names(prefix).values():
+        if conn.execute("select 1 from pg_roles where rolname = %s", (name,)).fetchone():
+            conn.execute(sql.SQL("drop owned by {}").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("drop role {}").format(sql.Identifier(name)))
+
+
 def withdraw_bi(conn, schema: str, prefix: str | None = None) -> None:
     """BI stops reading a schema that is no longer the published one (the spare copy of the
     previous marts, kept for the next build): its grants followed it through the rename."""
