@@ -106,16 +106,6 @@ def _folder_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def _add_rates(run: dict[str, Any], raw_rows: int, mart_rows: int) -> None:
-    for s in run["stages"]:
-        if s["name"] in ("dbt_build", "gate"):
-            s["rows"] = raw_rows
-        elif s["name"] == "publish":
-            s["rows"] = mart_rows
-        if s.get("rows") is not None and s["seconds"]:
-            s["rows_per_second"] = round(s["rows"] / s["seconds"])
-
-
 def _attempt(result: dict[str, Any], keys: list[str], what: str, fn):
     """Run one part; on failure its keys become null with the error as the reason."""
     from .procs import say
@@ -225,7 +215,7 @@ def run(args) -> dict[str, Any]:
                                        quotas=args.api_quotas)
             raw = table_rows(dsn, "raw\\_%")
             marts = table_rows(dsn, "marts")
-            _add_rates(run_, sum(raw.values()), sum(marts.values()))
+            nightly.add_rates(run_, sum(raw.values()), sum(marts.values()))
             run_["raw_rows"], run_["mart_rows"] = sum(raw.values()), sum(marts.values())
             runs[label] = run_
             result["counts"][f"warehouse_raw_rows_after_{label}"] = sum(raw.values())

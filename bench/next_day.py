@@ -62,11 +62,10 @@ def copy_cluster(source: Path, target: Path) -> float:
 
 
 def run(args, data: Path, work: Path, db_name: str) -> dict[str, Any]:
+    from .nightly import DATASET_DAYS
     from .pg import BenchServer
 
     manifest = json.loads((data / "manifest.json").read_text(encoding="utf-8"))
-    from .nightly import DATASET_DAYS
-
     day = args.day + dt.timedelta(days=DATASET_DAYS)
     if manifest.get("today") != day.isoformat():
         raise SystemExit(f"the dataset in {data} ends on {manifest.get('today')}, not {day}: use the dataset "
@@ -104,11 +103,9 @@ def _measure(args, day: dt.date, data: Path, work: Path, db_name: str, server, c
     }
     say(f"— next day {day} on the copy of {args.next_day_from} —")
     run_ = nightly.run_nightly("next_day", day, data, child_env(dsn), work, quotas=args.api_quotas)
-    for stage in run_["stages"]:
-        if stage.get("rows") and stage["seconds"]:
-            stage["rows_per_second"] = round(stage["rows"] / stage["seconds"])
     raw, marts = table_rows(dsn, "raw\\_%"), table_rows(dsn, "marts")
     run_["raw_rows"], run_["mart_rows"] = sum(raw.values()), sum(marts.values())
+    nightly.add_rates(run_, run_["raw_rows"], run_["mart_rows"])
     result["nightly"] = run_
     result["next_day_nightly_seconds"] = run_["seconds"] if run_["ok"] else None
     result["stage_seconds"] = {s["name"]: s["seconds"] for s in run_["stages"]}

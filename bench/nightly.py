@@ -32,6 +32,18 @@ NIGHTS = (("full", 0), ("settling", 1), ("incremental", 2))
 #: the dataset's last day (the generator's --today), which --next-day-from loads: days after --day
 DATASET_DAYS = 3
 
+
+def add_rates(run: dict[str, Any], raw_rows: int, mart_rows: int) -> None:
+    """rows/s per stage: extract+load its landed rows, dbt and the gate the raw rows in the
+    warehouse (their input), publish the mart rows."""
+    for s in run["stages"]:
+        if s["name"] in ("dbt_build", "gate"):
+            s["rows"] = raw_rows
+        elif s["name"] == "publish":
+            s["rows"] = mart_rows
+        if s.get("rows") is not None and s["seconds"]:
+            s["rows_per_second"] = round(s["rows"] / s["seconds"])
+
 # The APIs' documented request rates (../shared/reference/sources.md): requests/s, the burst a
 # fresh allowance lets through first, and how the vendor states it. The bench counts the requests
 # each extract made and divides: the least time the real API would need for them, however fast

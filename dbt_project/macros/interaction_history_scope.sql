@@ -12,6 +12,7 @@
 
     The removals are kept until no copy a later build could take is older than them. -#}
 
+{#- on-run-start (after new_batches_table(), which creates the schema) -#}
 {% macro interactions_resolved_removed_table() -%}
     create table if not exists ops.interactions_resolved_removed (
         interaction_key text not null,
@@ -49,8 +50,7 @@
 {#- interaction_history, pre-hook: its stored rows that int_customer_interactions_resolved changed
     or removed since are deleted; the model's query then inserts that model's newer rows -#}
 {% macro interaction_history_scope() -%}
-    {{ interactions_resolved_removed_table() }}
-    {%- if is_incremental() %};
+    {%- if is_incremental() %}
     {%- set resolved = ref('int_customer_interactions_resolved') %}
     {%- set since = interaction_history_since() %}
     delete from {{ this }}
@@ -63,6 +63,8 @@
         union
         select interaction_key from {{ resolved }} where resolved_at > {{ since }}
     ))
+    {%- else %}
+    select 1
     {%- endif %}
 {%- endmacro %}
 

@@ -25,7 +25,6 @@
         manager_key text primary key,
         user_name text
     );
-    {{ interactions_resolved_removed_table() }};
     drop table if exists pg_temp.interactions_scope;
     {%- if is_incremental() %}
     {%- set interactions = ref('int_interactions_unified') %}
