@@ -50,6 +50,7 @@ INCREMENTAL = {
     "stg_amocrm__leads": "*",
     "int_interactions_unified": "*",
     "int_web_visits_filtered": "*",
+    "int_client_first_visits": "*",
     "int_identity_edges_collected": "record_node, neighbours, rules_hash where cardinality(neighbours) > 0",
     "int_identity_nodes_resolved": "node_key, node_type, component_key",
     "int_customer_interactions_resolved": "interaction_key, customer_id, source, deal_key, occurred_at, "

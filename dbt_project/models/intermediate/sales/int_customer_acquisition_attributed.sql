@@ -1,8 +1,9 @@
 -- Which campaign acquired each customer, and that customer's share of the campaign's spend.
 -- The campaign is the UTM campaign of the customer's first Metrica visit (through the ClientID
 -- the CRM recorded), else the UTM campaign of the customer's first deal. Spend up to run_date
--- of each campaign is split equally among the customers it acquired.
-with visits as (select * from {{ ref('int_web_visits_filtered') }} where visit_date <= {{ run_date() }}),
+-- of each campaign is split equally among the customers it acquired. A customer's first visit is
+-- the first of its ClientIDs' first visits (int_client_first_visits), not a sort of every visit.
+with first_visits as (select * from {{ ref('int_client_first_visits') }} where visit_date <= {{ run_date() }}),
 nodes as (select * from {{ ref('int_customer_nodes_resolved') }} where node_type = 'metrica_client_id'),
 orders as (select * from {{ ref('int_orders_unified') }}),
 costs as (select * from {{ ref('stg_crm_files__marketing_costs') }}),
@@ -10,11 +11,11 @@ costs as (select * from {{ ref('stg_crm_files__marketing_costs') }}),
 first_visit as (
     select distinct on (nodes.customer_id)
         nodes.customer_id,
-        lower(visits.utm_campaign) as utm_campaign,
-        visits.visited_at as touched_at
-    from visits
-    inner join nodes on nodes.source_key = visits.client_id
-    order by nodes.customer_id, visits.visited_at, visits.visit_key
+        lower(first_visits.utm_campaign) as utm_campaign,
+        first_visits.visited_at as touched_at
+    from first_visits
+    inner join nodes on nodes.source_key = first_visits.client_id
+    order by nodes.customer_id, first_visits.visited_at, first_visits.visit_key
 ),
 
 first_deal as (
