@@ -48,6 +48,7 @@ MART_COLUMNS = {table: "*" for table in MARTS} | {
 # a gone record as an empty array (its tombstone) where a full build has no row
 INCREMENTAL = {
     "stg_amocrm__leads": "*",
+    "stg_amocrm__custom_field_values": "*",
     "int_interactions_unified": "*",
     "int_web_visits_filtered": "*",
     "int_client_first_visits": "*",
