@@ -49,6 +49,7 @@ MART_COLUMNS = {table: "*" for table in MARTS} | {
 INCREMENTAL = {
     "stg_amocrm__leads": "*",
     "stg_amocrm__custom_field_values": "*",
+    "stg_bitrix24__deals": "*",
     "int_interactions_unified": "*",
     "int_web_visits_filtered": "*",
     "int_client_first_visits": "*",
