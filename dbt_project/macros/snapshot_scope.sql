@@ -31,9 +31,7 @@
     the one dbt's merge closes a changed version by (it joins on dbt_scd_id) -#}
 {% macro snapshot_current_version_index() -%}
     {%- set keys = config.get('unique_key') -%}
-    {%- set keys = keys if keys is not string else [keys] -%}
     {%- set columns = config.get('snapshot_table_column_names') or get_snapshot_table_column_names() -%}
-    create index if not exists {{ this.identifier }}_current_version
-        on {{ this }} ({{ keys | join(', ') }}) where {{ columns.dbt_valid_to }} is null;
-    create index if not exists {{ this.identifier }}_scd_id on {{ this }} ({{ columns.dbt_scd_id }})
+    {{ index_if_missing('current_version', [keys] if keys is string else keys, columns.dbt_valid_to ~ ' is null') }};
+    {{ index_if_missing('scd_id', [columns.dbt_scd_id]) }}
 {%- endmacro %}

@@ -3,9 +3,9 @@
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='fail',
-        indexes=[{'columns': ['entity_type', 'account', 'entity_id']}],
         pre_hook=["{{ new_batches_snapshot() }}", "{{ custom_field_values_scope() }}"],
-        post_hook=["{{ new_batches_consumed() }}"],
+        post_hook=["{{ new_batches_consumed() }}",
+                   "{{ index_if_missing('entity', ['entity_type', 'account', 'entity_id']) }}"],
     )
 }}
 -- custom_fields_values of leads, contacts and companies unnested to one row per value, so a
