@@ -304,6 +304,12 @@ def test_deal_snapshot_recorded_the_nights_changes(late_change):
         anna_deal = conn.execute("select count(*) from incremental_result.snap_deal_stages "
                                  f"where order_key = 'bitrix24_deal:{PORTAL}:33'").fetchone()[0]
         assert anna_deal == 2  # her customer changed
+        # the lookups of its scoped comparison (macros/snapshot_scope.sql); snap_customers, whose
+        # query returns every customer, does not opt in
+        indexes = dict(conn.execute("select tablename, array_agg(indexname::text order by indexname) "
+                                    "from pg_indexes where schemaname = 'snapshots' group by 1").fetchall())
+        assert indexes.get("snap_deal_stages") == ["snap_deal_stages_current_version", "snap_deal_stages_scd_id"]
+        assert "snap_customers" not in indexes
 
 
 @pytest.mark.parametrize("table", MARTS)
