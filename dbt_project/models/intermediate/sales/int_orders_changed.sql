@@ -5,17 +5,10 @@
 -- 1.36 M orders' check columns each night (24 s at medium scale, bench of session 7) found
 -- nothing more. With no snapshot yet, every order. The snapshot keeps orders missing here as
 -- they are (hard_deletes: ignore, as before).
---
--- The snapshot's last time is written into the view as a literal (this view is created again
--- each build, before the snapshot runs): against a subquery the planner guessed a third of all
--- orders, and the snapshot's comparison then scanned every current version instead of looking
--- the night's few up (macros/snapshot_scope.sql).
 {%- set snapshot = adapter.get_relation(database=target.database, schema='snapshots',
                                         identifier='snap_deal_stages') if execute else none %}
-{%- set since = run_query("select coalesce(max(dbt_updated_at), '-infinity')::text from " ~ snapshot).columns[0].values()[0]
-    if snapshot is not none else none %}
 select *
 from {{ ref('int_orders_unified') }}
 {%- if snapshot is not none %}
-where unified_at > cast('{{ since }}' as timestamp)
+where unified_at > (select coalesce(max(dbt_updated_at), '-infinity') from {{ snapshot }})
 {%- endif %}
