@@ -44,6 +44,7 @@ def add_rates(run: dict[str, Any], raw_rows: int, mart_rows: int) -> None:
         if s.get("rows") is not None and s["seconds"]:
             s["rows_per_second"] = round(s["rows"] / s["seconds"])
 
+
 # The APIs' documented request rates (../shared/reference/sources.md): requests/s, the burst a
 # fresh allowance lets through first, and how the vendor states it. The bench counts the requests
 # each extract made and divides: the least time the real API would need for them, however fast

@@ -17,7 +17,7 @@
 -- values are all gone yields no row to replace them with), and this query unnests their records
 -- again. Unnesting every record each night took 6.5 s of a new day at medium scale (bench of
 -- session 9).
-{%- set entity_types = [('lead', 'leads'), ('contact', 'contacts'), ('company', 'companies')] %}
+{%- set entity_types = amocrm_field_entities() %}
 with
 {%- for entity_type, table in entity_types %}
 {{ table }} as (
