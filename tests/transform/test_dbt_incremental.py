@@ -109,8 +109,11 @@ create temp table deal_34 as select * from raw_bitrix24.deals where id = 31;
 update deal_34 set id = 34, record = record || '{{"ID": "34", "TITLE": "Ручная кофемолка"}}', _loaded_at = now(),
     _batch_id = '{LATE_BATCH}';
 insert into raw_bitrix24.deals select * from deal_34;
--- the CRM file export re-read whole (a snapshot): order O3 is gone
+-- the CRM file export re-read whole (a snapshot): order O3 is gone, O2's amount corrected, O1 now
+-- names customer F2; O5 is as it was
 delete from raw_crm_files.orders where order_id = 'O3';
+update raw_crm_files.orders set amount = 8200 where order_id = 'O2';
+update raw_crm_files.orders set customer_id = 'F2' where order_id = 'O1';
 update raw_crm_files.orders set _loaded_at = now();
 -- identity: Anna's amoCRM contact without its email (an upsert)
 update raw_amocrm.contacts set record = jsonb_set(record, '{{custom_fields_values}}', (
@@ -202,6 +205,8 @@ def late_change(make_database, tmp_path_factory):
         conn.execute(USER_RENAMED)
     published_night()  # a night with a renamed user; the first night's marts are now the spare
     with psycopg.connect(uri) as conn:
+        conn.execute("create table incremental_result.orders_before as "
+                     "select order_key, unified_at from int.int_orders_unified")
         conn.execute(LATE_CHANGES)
     build_all(dsn, RUN_DATE, artifacts_dir=artifacts)  # the nightly: incremental
     with psycopg.connect(uri) as conn:
@@ -211,6 +216,8 @@ def late_change(make_database, tmp_path_factory):
         assert 0 < carried < before
         assert conn.execute("select count(*) from pg_namespace where nspname = 'marts_prev'").fetchone() == (0,)
         conn.execute("create table incremental_result.snap_deal_stages as select * from snapshots.snap_deal_stages")
+        conn.execute("create table incremental_result.orders_after as "
+                     "select order_key, unified_at from int.int_orders_unified")
         conn.execute("create table incremental_result.second_resolution as "
                      "select node_key, component_key, resolved_at from int.int_identity_nodes_resolved")
         for table, columns in MART_COLUMNS.items():
@@ -249,6 +256,17 @@ def test_incremental_run_saw_the_late_changes(late_change):
         assert one(f"select amount from {orders} where order_key = 'bitrix24_deal:{PORTAL}:32'") == 9500
         assert one(f"select title from {orders} where order_key = 'bitrix24_deal:{PORTAL}:34'") == "Ручная кофемолка"
         assert one(f"select count(*) from {orders} where order_key = 'crm_file_order:O3'") == 0
+        assert one(f"select amount from {orders} where order_key = 'crm_file_order:O2'") == 8200
+        assert one(f"select customer_id from {orders} where order_key = 'crm_file_order:O1'") == one(
+            f"select customer_id from {orders} where order_key = 'crm_file_order:O4'")
+        # the re-read export's orders derived again: the changed ones, and O4, whose customer F2 split
+        # off from Anna; unchanged O5 kept its row
+        rederived = conn.execute(
+            "select a.order_key from incremental_result.orders_after as a "
+            "join incremental_result.orders_before as b using (order_key) "
+            "where a.unified_at <> b.unified_at and a.order_key like 'crm\\_file\\_order:%' "
+            "order by 1").fetchall()
+        assert [r[0] for r in rederived] == ["crm_file_order:O1", "crm_file_order:O2", "crm_file_order:O4"]
         assert one(f"select count(*) from {orders} where manager_key like 'amocrm%' "
                    "and manager_name is distinct from 'Мария Старшая'") == 0
         visits = "incremental_result.int_web_visits_filtered"

@@ -44,7 +44,12 @@ b24_deals as not materialized (
     {%- endif %}
 ),
 b24_stages as (select * from {{ ref('stg_bitrix24__deal_stages') }}),
-file_orders as not materialized (select * from {{ ref('stg_crm_files__orders') }}),
+file_orders as not materialized (
+    select * from {{ ref('stg_crm_files__orders') }}
+    {%- if is_incremental() %}
+    where order_key in (select order_key from pg_temp.orders_scope)
+    {%- endif %}
+),
 status_map as (select * from {{ ref('order_status_map') }}),
 catalog as (select * from {{ ref('product_catalog') }}),
 field_map as (select * from {{ ref('crm_field_map') }}),
