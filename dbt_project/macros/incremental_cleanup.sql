@@ -2,13 +2,15 @@
     (so the incremental filter cannot see it) is reconciled here, on every run. -#}
 
 {#- int_interactions_unified: file interactions that the re-read export no longer holds (crm_files
-    loads are whole snapshots, so a vanished row has no batch that could remove it). Bitrix24
+    loads are whole snapshots, so a vanished row has no batch that could remove it), looked for
+    only on a night the export was loaded again (file_export_reloaded()). Bitrix24
     activities the deletion scan flags need nothing here: the scan stamps them with its batch, so
     they arrive as new rows without a party and strategy replace_keys drops them. -#}
 {% macro interactions_unified_cleanup() -%}
     with gone as (
         delete from {{ this }} as existing
         where existing.source = 'crm_file'
+            and {{ file_export_reloaded() }}
             and not exists (
                 select 1 from {{ ref('stg_crm_files__interactions') }} as files
                 where files.interaction_key = existing.interaction_key

@@ -65,3 +65,22 @@
     select '{{ this.identifier }}', batch_id from pg_temp.new_batches where batch_id is not null
     on conflict do nothing
 {%- endmacro %}
+
+{#- Whether the CRM file export was loaded again since this model last read it: an unread batch
+    of the crm_files loader (sources/crm_files.py, SOURCE). Each such load replaces the export's
+    snapshot whole, so a row can vanish with no batch naming it; the models compare every stored
+    file row with the export only then. The loader skips a file it has loaded unchanged, so most
+    nights there is no such batch. Without a ledger (raw filled by hand) it is always true. -#}
+{% macro file_export_reloaded() -%}
+    {%- set ledger = adapter.get_relation(database=target.database, schema='raw_meta',
+                                          identifier='load_batches') if execute else none -%}
+    {%- if ledger is none -%}
+    true
+    {%- else -%}
+    exists (
+        select from pg_temp.new_batches as unread
+        inner join raw_meta.load_batches as batches on batches.batch_id = unread.batch_id
+        where batches.source = 'crm_files'
+    )
+    {%- endif -%}
+{%- endmacro %}

@@ -5,12 +5,13 @@
 
     - the deal itself: new or changed in a load batch this model has not read yet (the amoCRM lead's
       record carries its custom fields too; a deletion arrives as a flagged row in a batch);
-    - the file export: a snapshot reloaded whole every night, so no batch tells what changed. Its
-      orders whose columns differ from the stored row's, whose customer differs from the one its
-      file customer's node now resolves to, that are not stored, or that are stored but gone from
-      the file (deriving all 114 k file orders of the medium bench again took 10 s a night);
-    - its customer: the deal's identity node moved to another component or was forgotten (as in
-      macros/interactions_scope.sql);
+    - the file export: a snapshot loaded whole, so no batch tells which of its orders changed. On
+      a night it was loaded again (file_export_reloaded()), its orders whose columns differ from
+      the stored row's, whose customer differs from the one their file customer's node resolves
+      to, that are not stored, or that are stored but gone from the file (deriving all 114 k file
+      orders of the medium bench again took 10 s a night, comparing them 1 s);
+    - its customer: the identity node of the deal (or of the file order's customer) moved to
+      another component or was forgotten (as in macros/interactions_scope.sql);
     - the run date: orders whose date may lie after the newest stored order date up to the run date
       came due (any deal with a timestamp from that day on: a superset, as a deal's date is one of
       its timestamps); stored ones after the run date leave (a night re-run for an earlier day);
@@ -74,15 +75,16 @@
         on nodes.node_key = 'crm_file_customer:' || file_orders.customer_id
     -- the stored columns the file's columns land in (file_orders_typed in int_orders_unified):
     -- a file column the model starts to read must be compared here too
-    where stored.order_key is null
-        or (stored.created_at, stored.amount, stored.stage_name, stored.title, stored.quantity,
+    where {{ file_export_reloaded() }}
+        and (stored.order_key is null or (stored.created_at, stored.amount, stored.stage_name, stored.title, stored.quantity,
             stored.file_cost, stored.manager_name, stored.customer_id)
         is distinct from (file_orders.ordered_at, file_orders.amount, file_orders.raw_status, file_orders.product,
-            file_orders.quantity, file_orders.cost, file_orders.manager, nodes.customer_id)
+            file_orders.quantity, file_orders.cost, file_orders.manager, nodes.customer_id))
     union
     select stored.order_key
     from {{ this }} as stored
     where stored.source = 'crm_file'
+        and {{ file_export_reloaded() }}
         and not exists (
             select from {{ ref('stg_crm_files__orders') }} as file_orders
             where file_orders.order_key = stored.order_key
@@ -92,7 +94,11 @@
     from {{ this }}
     where order_date > {{ run_date() }} or (select changed from lookups_changed)
     union
-    select node_key from moved_nodes where node_key like 'amocrm\_lead:%' or node_key like 'bitrix24\_deal:%';
+    select node_key from moved_nodes where node_key like 'amocrm\_lead:%' or node_key like 'bitrix24\_deal:%'
+    union
+    select file_orders.order_key
+    from {{ ref('stg_crm_files__orders') }} as file_orders
+    inner join moved_nodes on moved_nodes.node_key = 'crm_file_customer:' || file_orders.customer_id;
     {{ delete_stored_in_scope('orders_scope', 'order_key') }}
     {%- endif %}
 {%- endmacro %}

@@ -12,7 +12,7 @@ read, which a look-back window on _loaded_at would miss.
 The identity graph changes too, so the incremental resolution must merge, split and forget:
 Anna's amoCRM contact loses its email (her Bitrix24 side and survey R1 split off), Bitrix24
 contact 21 gains the email of survey R3's stranger (R3 joins Utro café), the re-read customer file
-no longer holds F2 (F2, still named by order O4, loses the phone that tied it to Anna) and survey
+no longer holds F2 (F2, still named by an order, loses the phone that tied it to Anna) and survey
 R2 is gone.
 
 Between the nights the build is published, as the nightly does: interaction_history then builds
@@ -63,6 +63,7 @@ INCREMENTAL = {
 
 LATE_BATCH = "11111111-1111-1111-1111-111111111111"
 LONG_BATCH = "22222222-2222-2222-2222-222222222222"
+FILE_BATCH = "33333333-3333-3333-3333-333333333333"  # the CRM file export loaded again
 
 # a night of its own before LATE_CHANGES: a lookup change makes int_orders_unified derive every
 # order again, which would hide a scope that misses something in the night after it
@@ -75,7 +76,8 @@ LATE_CHANGES = f"""
 insert into raw_meta.load_batches (batch_id, source, entity, mode, status, started_at, finished_at)
 values ('{LATE_BATCH}', 'test', 'late changes', 'incremental', 'loaded', now(), now()),
     ('{LONG_BATCH}', 'amocrm', 'notes', 'history', 'loaded', now() - interval '10 days',
-     now() - interval '10 days');
+     now() - interval '10 days'),
+    ('{FILE_BATCH}', 'crm_files', 'orders', 'snapshot', 'loaded', now(), now());
 -- the long batch: a note that only appears now, stamped with its batch's (old) load time
 insert into raw_amocrm.notes (account, entity_type, id, updated_at, record, _batch_id, _loaded_at)
 select account, entity_type, 777, updated_at, jsonb_set(record, '{{id}}', '777'), '{LONG_BATCH}',
@@ -93,7 +95,7 @@ values (555, '2026-08-20', 'Europe/Moscow', '9004', 'CID1', '2026-08-20 09:00:00
 update raw_bitrix24.activities set is_deleted = true, _loaded_at = now(), _batch_id = '{LATE_BATCH}' where id = 42;
 -- the CRM file export re-read whole (a snapshot): I1 is gone
 delete from raw_crm_files.interactions where interaction_id = 'I1';
-update raw_crm_files.interactions set _loaded_at = now();
+update raw_crm_files.interactions set _loaded_at = now(), _batch_id = '{FILE_BATCH}';
 -- an amoCRM note edited (upsert: new record, new load time)
 update raw_amocrm.notes set record = jsonb_set(record, '{{params}}', '{{"text": "жалоба: зерно пережарено"}}'),
     _loaded_at = now() where id = 2;
@@ -109,12 +111,13 @@ create temp table deal_34 as select * from raw_bitrix24.deals where id = 31;
 update deal_34 set id = 34, record = record || '{{"ID": "34", "TITLE": "Ручная кофемолка"}}', _loaded_at = now(),
     _batch_id = '{LATE_BATCH}';
 insert into raw_bitrix24.deals select * from deal_34;
--- the CRM file export re-read whole (a snapshot): order O3 is gone, O2's amount corrected, O1 now
--- names customer F2; O5 is as it was
+-- the CRM file export re-read whole (a snapshot): order O3 is gone, O2's amount corrected, O1 and
+-- O4 swap customers (F2 stays named, now by O1); O5 is as it was
 delete from raw_crm_files.orders where order_id = 'O3';
 update raw_crm_files.orders set amount = 8200 where order_id = 'O2';
-update raw_crm_files.orders set customer_id = 'F2' where order_id = 'O1';
-update raw_crm_files.orders set _loaded_at = now();
+update raw_crm_files.orders set customer_id = case order_id when 'O1' then 'F2' else 'F1' end
+where order_id in ('O1', 'O4');
+update raw_crm_files.orders set _loaded_at = now(), _batch_id = '{FILE_BATCH}';
 -- identity: Anna's amoCRM contact without its email (an upsert)
 update raw_amocrm.contacts set record = jsonb_set(record, '{{custom_fields_values}}', (
         select jsonb_agg(field) from jsonb_array_elements(record -> 'custom_fields_values') as field
@@ -127,7 +130,7 @@ update raw_bitrix24.contacts set record = jsonb_set(record, '{{EMAIL}}', '[{{"ID
 where id = 21;
 -- identity: the customer file re-read without F2; survey R2 withdrawn
 delete from raw_crm_files.customers where customer_id = 'F2';
-update raw_crm_files.customers set _loaded_at = now();
+update raw_crm_files.customers set _loaded_at = now(), _batch_id = '{FILE_BATCH}';
 delete from raw_surveys.responses where response_id = 'R2';
 """
 
@@ -258,9 +261,11 @@ def test_incremental_run_saw_the_late_changes(late_change):
         assert one(f"select count(*) from {orders} where order_key = 'crm_file_order:O3'") == 0
         assert one(f"select amount from {orders} where order_key = 'crm_file_order:O2'") == 8200
         assert one(f"select customer_id from {orders} where order_key = 'crm_file_order:O1'") == one(
-            f"select customer_id from {orders} where order_key = 'crm_file_order:O4'")
-        # the re-read export's orders derived again: the changed ones, and O4, whose customer F2 split
-        # off from Anna; unchanged O5 kept its row
+            "select customer_id from int.int_customer_nodes_resolved where node_key = 'crm_file_customer:F2'")
+        assert one(f"select customer_id from {orders} where order_key = 'crm_file_order:O4'") == one(
+            f"select customer_id from {orders} where order_key = 'crm_file_order:O5'")
+        # the re-read export's changed orders were derived again (O4 only because its customer column
+        # changed: F1's node did not move, F2's did); unchanged O5 kept its row
         rederived = conn.execute(
             "select a.order_key from incremental_result.orders_after as a "
             "join incremental_result.orders_before as b using (order_key) "

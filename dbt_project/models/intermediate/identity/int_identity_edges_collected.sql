@@ -89,7 +89,8 @@ current_records as (
 
 -- stored survey responses no source holds any more (withdrawn from a re-read export). Only
 -- these can vanish unseen: the CRM APIs' raw tables keep every record (a deletion arrives as a
--- flagged row, in touched_loaded) and file customers are touched whole below. Checking every
+-- flagged row, in touched_loaded) and file customers are touched whole below when an export was
+-- loaded again. Checking every
 -- stored record against every current one cost 3 s of a 10 s medium new day (bench, session 10)
 vanished as (
     select stored.record_node
@@ -112,8 +113,10 @@ touched as (
     union
     select record_node from vanished
     union
-    -- a file customer is named by three re-read exports; one that drops it leaves no row to see
-    select stored.record_node from {{ this }} as stored where stored.record_node like 'crm\_file\_customer:%'
+    -- a file customer is named by three exports; a reload that drops it leaves no row to see
+    select stored.record_node
+    from {{ this }} as stored
+    where stored.record_node like 'crm\_file\_customer:%' and {{ file_export_reloaded() }}
     union
     select record_node from current_records where (select changed from rules_changed)
 ),
