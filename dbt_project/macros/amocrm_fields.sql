@@ -17,3 +17,11 @@
         on {{ field_map }}.entity = {{ values }}.entity_type and {{ field_map }}.field_key = {{ values }}.field_code
     where {{ values }}.field_name is distinct from {{ field_map }}.field_key
 {%- endmacro %}
+
+{#- An amoCRM custom-field value's identity node ('amocrm_contact:<account>:<id>') as one immutable
+    expression, so that stg_amocrm__custom_field_values can index it and int_identity_edges_collected
+    look a night's records up through that index instead of scanning all values twice (1.6 M at
+    medium: 4 s of a 10 s new day). An index serves only the identical expression: use this macro. -#}
+{% macro amocrm_value_node() -%}
+    ('amocrm_' || entity_type || ':' || account || ':' || cast(entity_id as text))
+{%- endmacro %}

@@ -122,10 +122,14 @@ touched as (
 ),
 
 {% endif -%}
--- read twice (macros/amocrm_fields.sql)
+-- read twice (macros/amocrm_fields.sql); the touched records' values are looked up by the index on
+-- their node (an array: a semi-join to `touched`, whose size the planner cannot know, hashed it
+-- and scanned every value)
 amo_values as not materialized (
     select * from {{ ref('stg_amocrm__custom_field_values') }}
-    {{- identity_only_touched("'amocrm_' || entity_type || ':' || account || ':' || entity_id") }}
+    {%- if incremental %}
+    where {{ amocrm_value_node() }} = any(array(select record_node from touched where record_node like 'amocrm\_%'))
+    {%- endif %}
 ),
 amo_contacts as (select * from {{ ref('stg_amocrm__contacts') }}{{ identity_only_touched('contact_key') }}),
 amo_leads as (select * from {{ ref('stg_amocrm__leads') }}{{ identity_only_touched('lead_key') }}),
@@ -152,7 +156,7 @@ amo_mapped as ({{ amo_values_mapped('amo_values', 'amo_key_fields') }}),
 
 amo_keys as (
     select
-        'amocrm_' || entity_type || ':' || account || ':' || entity_id as node_a,
+        {{ amocrm_value_node() }} as node_a,
         case role
             when 'email' then 'email:' || {{ normalise_email('field_value') }}
             when 'phone' then 'phone:' || {{ normalise_phone('field_value') }}

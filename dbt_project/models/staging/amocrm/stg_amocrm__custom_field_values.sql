@@ -5,7 +5,8 @@
         on_schema_change='fail',
         pre_hook=["{{ new_batches_snapshot() }}", "{{ custom_field_values_scope() }}"],
         post_hook=["{{ new_batches_consumed() }}",
-                   "{{ index_if_missing('entity', ['entity_type', 'account', 'entity_id']) }}"],
+                   "{{ index_if_missing('entity', ['entity_type', 'account', 'entity_id']) }}",
+                   "{{ index_if_missing('node', [amocrm_value_node()]) }}"],
     )
 }}
 -- custom_fields_values of leads, contacts and companies unnested to one row per value, so a
