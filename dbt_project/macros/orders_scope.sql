@@ -68,6 +68,11 @@
         or greatest(created_at, close_date, updated_at) >= (select order_day_start from stored_until)
         or (select changed from lookups_changed)
     union
+    -- file orders the run date may have brought in (the export lists orders dated after it)
+    select order_key
+    from {{ ref('stg_crm_files__orders') }}
+    where ordered_at >= (select order_day_start from stored_until)
+    union
     select file_orders.order_key
     from {{ ref('stg_crm_files__orders') }} as file_orders
     left join {{ this }} as stored on stored.order_key = file_orders.order_key

@@ -189,16 +189,22 @@ def late_change(make_database, tmp_path_factory):
         conn.execute("""update deal_35 set id = 35, record = record || '{"ID": "35", "DATE_MODIFY":
             "2026-11-15T12:00:00+03:00", "CLOSEDATE": "2026-11-15T12:00:00+03:00"}'""")
         conn.execute("insert into raw_bitrix24.deals select * from deal_35")
+        # a file order dated RUN_DATE: the nights before it leave it out, the quiet night at RUN_DATE
+        # (no file reload) must bring it in
+        conn.execute("create temp table order_6 as select * from raw_crm_files.orders where order_id = 'O2'")
+        conn.execute("update order_6 set order_id = 'O6', amount = 1234, ordered_at = '2026-11-20 12:00+03'")
+        conn.execute("insert into raw_crm_files.orders select * from order_6")
         _age_raw(conn)
     dsn = dsn_from_uri(uri)
     artifacts = tmp_path_factory.mktemp("dbt")
     prefix = f"cwinc{uri.rsplit('_', 1)[-1][:8]}_"
 
-    def published_night() -> None:
-        build_all(dsn, RUN_DATE, artifacts_dir=artifacts)
-        publish(uri, run_date=RUN_DATE, gate_result=GateResult.new(RUN_DATE), role_prefix=prefix, hmac_key="k")
+    def published_night(run_date: dt.date = RUN_DATE) -> None:
+        build_all(dsn, run_date, artifacts_dir=artifacts)
+        publish(uri, run_date=run_date, gate_result=GateResult.new(run_date), role_prefix=prefix, hmac_key="k")
 
-    published_night()
+    day_before = RUN_DATE - dt.timedelta(days=1)
+    published_night(day_before)
     with psycopg.connect(uri) as conn:
         before, first_night = conn.execute(
             "select count(*), max(resolved_at) from marts.interaction_history").fetchone()
@@ -206,8 +212,11 @@ def late_change(make_database, tmp_path_factory):
         conn.execute("create table incremental_result.first_resolution as "
                      "select node_key, component_key, resolved_at from int.int_identity_nodes_resolved")
         conn.execute(USER_RENAMED)
-    published_night()  # a night with a renamed user; the first night's marts are now the spare
+    published_night(day_before)  # a night with a renamed user; the first night's marts are now the spare
+    published_night()  # a quiet night: only the run date moved
     with psycopg.connect(uri) as conn:
+        conn.execute("create table incremental_result.due_night_orders as "
+                     "select order_key from int.int_orders_unified where source = 'crm_file'")
         conn.execute("create table incremental_result.orders_before as "
                      "select order_key, unified_at from int.int_orders_unified")
         conn.execute(LATE_CHANGES)
@@ -260,18 +269,23 @@ def test_incremental_run_saw_the_late_changes(late_change):
         assert one(f"select title from {orders} where order_key = 'bitrix24_deal:{PORTAL}:34'") == "Ручная кофемолка"
         assert one(f"select count(*) from {orders} where order_key = 'crm_file_order:O3'") == 0
         assert one(f"select amount from {orders} where order_key = 'crm_file_order:O2'") == 8200
+        # the quiet night brought in the file order its run date made due, with no file reload
+        assert one("select count(*) from incremental_result.due_night_orders "
+                   "where order_key = 'crm_file_order:O6'") == 1
         assert one(f"select customer_id from {orders} where order_key = 'crm_file_order:O1'") == one(
             "select customer_id from int.int_customer_nodes_resolved where node_key = 'crm_file_customer:F2'")
         assert one(f"select customer_id from {orders} where order_key = 'crm_file_order:O4'") == one(
             f"select customer_id from {orders} where order_key = 'crm_file_order:O5'")
         # the re-read export's changed orders were derived again (O4 only because its customer column
-        # changed: F1's node did not move, F2's did); unchanged O5 kept its row
+        # changed: F1's node did not move, F2's did), and O6, which lies on the newest stored order day
+        # (the run date's branch takes that day again); unchanged O5 kept its row
         rederived = conn.execute(
             "select a.order_key from incremental_result.orders_after as a "
             "join incremental_result.orders_before as b using (order_key) "
             "where a.unified_at <> b.unified_at and a.order_key like 'crm\\_file\\_order:%' "
             "order by 1").fetchall()
-        assert [r[0] for r in rederived] == ["crm_file_order:O1", "crm_file_order:O2", "crm_file_order:O4"]
+        assert [r[0] for r in rederived] == ["crm_file_order:O1", "crm_file_order:O2", "crm_file_order:O4",
+                                                "crm_file_order:O6"]
         assert one(f"select count(*) from {orders} where manager_key like 'amocrm%' "
                    "and manager_name is distinct from 'Мария Старшая'") == 0
         visits = "incremental_result.int_web_visits_filtered"
