@@ -148,7 +148,8 @@ def run(args) -> dict[str, Any]:
 
     server = BenchServer(tuned=not args.no_tuning, pgdata=args.pgdata)
     say(f"bench PostgreSQL {server.version()} in {server.pgdata} ({'tuned' if server.tuned else 'defaults'})")
-    result: dict[str, Any] = {"scale": scale, "seed": args.seed, "customers_override": args.customers,
+    result: dict[str, Any] = {"scale": scale, "commit": machine.commit(), "seed": args.seed,
+                              "customers_override": args.customers,
                               "started_at": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(timespec="seconds"),
                               "days": {label: day.isoformat() for label, day in days.items()},
                               "machine": machine.describe(server.version(), server.settings),

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 PACKAGES = ("apache-airflow", "astronomer-cosmos", "dbt-core", "dbt-postgres", "great_expectations", "pandas",
@@ -52,3 +54,14 @@ def describe(postgres_version: str, pg_settings: dict[str, str]) -> dict[str, An
         "postgresql_settings": pg_settings,
         "packages": {name: _version(name) for name in PACKAGES},
     }
+
+
+def commit() -> str | None:
+    """The checkout's commit (``git describe --always --dirty``): which code a result measured."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        out = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty"],
+                             capture_output=True, text=True, timeout=10)
+    except OSError:
+        return None
+    return out.stdout.strip() or None

@@ -34,14 +34,6 @@ def _stopped_cluster(path: Path) -> Path:
     return path
 
 
-def _commit() -> str | None:
-    root = Path(__file__).resolve().parents[1]
-    try:
-        out = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty"],
-                             capture_output=True, text=True, timeout=10)
-    except OSError:
-        return None
-    return out.stdout.strip() or None
 
 
 def copy_cluster(source: Path, target: Path) -> float:
@@ -95,7 +87,7 @@ def _measure(args, day: dt.date, data: Path, work: Path, db_name: str, server, c
             raise SystemExit(f"the kept cluster has no database {db_name}; pass the --db-name of the run that kept it")
     started = time.time()
     result: dict[str, Any] = {
-        "scale": args.scale, "mode": "next_day", "commit": _commit(),
+        "scale": args.scale, "mode": "next_day", "commit": machine.commit(),
         "started_at": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(timespec="seconds"),
         "day": day.isoformat(), "kept_cluster": str(args.next_day_from.resolve()),
         "copy_seconds_untimed": copy_seconds,
