@@ -14,7 +14,8 @@
       another component or was forgotten (as in macros/interactions_scope.sql);
     - the run date: orders whose date may lie after the newest stored order date up to the run date
       came due (any deal with a timestamp from that day on: a superset, as a deal's date is one of
-      its timestamps); stored ones after the run date leave (a night re-run for an earlier day);
+      its timestamps; any file order dated from that day on, reload or not); stored ones after the
+      run date leave (a night re-run for an earlier day);
     - the lookups: users, loss reasons, pipeline statuses, Bitrix24 stages and the seeds the model
       reads. They are small and change rarely, so their content hash is compared with the one the
       stored rows were built from, and any change rebuilds every order.
@@ -81,10 +82,14 @@
     -- the stored columns the file's columns land in (file_orders_typed in int_orders_unified):
     -- a file column the model starts to read must be compared here too
     where {{ file_export_reloaded() }}
-        and (stored.order_key is null or (stored.created_at, stored.amount, stored.stage_name, stored.title, stored.quantity,
-            stored.file_cost, stored.manager_name, stored.customer_id)
-        is distinct from (file_orders.ordered_at, file_orders.amount, file_orders.raw_status, file_orders.product,
-            file_orders.quantity, file_orders.cost, file_orders.manager, nodes.customer_id))
+        and (
+            stored.order_key is null
+            or (stored.created_at, stored.amount, stored.stage_name, stored.title, stored.quantity,
+                stored.file_cost, stored.manager_name, stored.customer_id)
+            is distinct from (file_orders.ordered_at, file_orders.amount, file_orders.raw_status,
+                file_orders.product, file_orders.quantity, file_orders.cost, file_orders.manager,
+                nodes.customer_id)
+        )
     union
     select stored.order_key
     from {{ this }} as stored
