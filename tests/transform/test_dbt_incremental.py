@@ -16,7 +16,9 @@ no longer holds F2 (F2, still named by an order, loses the phone that tied it to
 R2 is gone.
 
 Between the nights the build is published, as the nightly does: interaction_history then builds
-on the copy the publication before last left (macros/carry_marts.sql), two nights behind.
+on the copy the publication before last left (macros/carry_marts.sql), two nights behind. The
+first two nights run for the day before RUN_DATE; a quiet night for RUN_DATE then has only the run
+date's move to apply (a file order dated RUN_DATE comes due with no file reload).
 """
 
 from __future__ import annotations
@@ -284,8 +286,8 @@ def test_incremental_run_saw_the_late_changes(late_change):
             "join incremental_result.orders_before as b using (order_key) "
             "where a.unified_at <> b.unified_at and a.order_key like 'crm\\_file\\_order:%' "
             "order by 1").fetchall()
-        assert [r[0] for r in rederived] == ["crm_file_order:O1", "crm_file_order:O2", "crm_file_order:O4",
-                                                "crm_file_order:O6"]
+        assert [r[0] for r in rederived] == [
+            "crm_file_order:O1", "crm_file_order:O2", "crm_file_order:O4", "crm_file_order:O6"]
         assert one(f"select count(*) from {orders} where manager_key like 'amocrm%' "
                    "and manager_name is distinct from 'Мария Старшая'") == 0
         visits = "incremental_result.int_web_visits_filtered"
