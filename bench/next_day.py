@@ -34,8 +34,6 @@ def _stopped_cluster(path: Path) -> Path:
     return path
 
 
-
-
 def copy_cluster(source: Path, target: Path) -> float:
     """Copy a stopped cluster to ``target`` (replacing a cluster there); the seconds it took."""
     source, target = _stopped_cluster(source.resolve()), target.resolve()

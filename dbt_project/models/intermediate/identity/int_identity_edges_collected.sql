@@ -90,8 +90,8 @@ current_records as (
 -- stored survey responses no source holds any more (withdrawn from a re-read export). Only
 -- these can vanish unseen: the CRM APIs' raw tables keep every record (a deletion arrives as a
 -- flagged row, in touched_loaded) and file customers are touched whole below when an export was
--- loaded again. Checking every
--- stored record against every current one cost 3 s of a 10 s medium new day (bench, session 10)
+-- loaded again. Checking every stored record against every current one cost 3 s of a 10 s
+-- medium new day (bench, session 10)
 vanished as (
     select stored.record_node
     from {{ this }} as stored
