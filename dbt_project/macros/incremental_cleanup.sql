@@ -36,13 +36,27 @@
     replace_from_column='<date column>'): the new batch holds every source row from its smallest
     date on; the target loses every row from that date on, then gets the batch. A date that
     vanished from the source inside the re-read window (a Metrica day whose reload came back
-    empty) is thus removed too, which delete+insert by date cannot do. -#}
+    empty) is thus removed too, which delete+insert by date cannot do. replaced_log={'table': …,
+    'column': …}: the column's distinct values among the rows deleted and inserted go to that
+    table (the ClientIDs whose visits changed, for int_customers_changed). -#}
 {% macro get_incremental_replace_from_sql(arg_dict) -%}
     {%- set target = arg_dict['target_relation'] -%}
     {%- set batch = arg_dict['temp_relation'] -%}
     {%- set column = adapter.quote(config.require('replace_from_column')) -%}
     {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+    {%- set log = config.get('replaced_log') -%}
+    {%- if log %}
+    with deleted as (
+        delete from {{ target }} where {{ column }} >= (select min({{ column }}) from {{ batch }})
+        returning {{ log.column }}
+    )
+    insert into {{ log.table }} ({{ log.column }})
+    select {{ log.column }} from deleted where {{ log.column }} is not null
+    union
+    select {{ log.column }} from {{ batch }} where {{ log.column }} is not null;
+    {%- else %}
     delete from {{ target }} where {{ column }} >= (select min({{ column }}) from {{ batch }});
+    {%- endif %}
     insert into {{ target }} ({{ columns }})
     select {{ columns }} from {{ batch }}
 {%- endmacro %}
@@ -82,10 +96,20 @@
 
 {#- The last pre-hook statement of a model that derives a scope of keys again (its pre-hook filled
     pg_temp.<scope>): the scope gets statistics, and the stored rows in it go; the model's query
-    then inserts what they are now (strategy append). -#}
-{% macro delete_stored_in_scope(scope, key) -%}
+    then inserts what they are now (strategy append). log_customers: the customers of the deleted
+    rows go to ops.customers_left (macros/customer_scope.sql), for the rows that leave them. -#}
+{% macro delete_stored_in_scope(scope, key, log_customers=false) -%}
     analyze pg_temp.{{ scope }};
+    {% if log_customers -%}
+    with deleted as (
+    {%- endif %}
     delete from {{ this }} as stored
     using pg_temp.{{ scope }} as scope
     where scope.{{ key }} = stored.{{ key }}
+    {%- if log_customers %}
+        returning stored.customer_id
+    )
+    insert into ops.customers_left (customer_id)
+    select distinct customer_id from deleted where customer_id is not null
+    {%- endif %}
 {%- endmacro %}

@@ -70,7 +70,7 @@
     select stored.interaction_key
     from {{ this }} as stored
     where stored.source like 'amocrm%' and stored.manager_key in (select manager_key from renamed_managers);
-    {{ delete_stored_in_scope('interactions_scope', 'interaction_key') }}
+    {{ delete_stored_in_scope('interactions_scope', 'interaction_key', log_customers=true) }}
     {%- endif %}
 {%- endmacro %}
 

@@ -30,11 +30,7 @@
     create table if not exists ops.orders_unified_inputs (lookups_hash text not null);
     drop table if exists pg_temp.orders_inputs;
     create temp table orders_inputs on commit drop as
-    select md5(concat_ws('|'
-        {%- for lookup in orders_unified_lookups() %},
-        (select md5(coalesce(string_agg(cast(t as text), ',' order by cast(t as text)), '')) from {{ lookup }} as t)
-        {%- endfor %}
-    )) as lookups_hash;
+    select {{ lookups_hash(orders_unified_lookups()) }} as lookups_hash;
     drop table if exists pg_temp.orders_scope;
     {%- if is_incremental() %}
     {%- set tz = var('business_timezone') %}
@@ -109,7 +105,7 @@
     select file_orders.order_key
     from {{ ref('stg_crm_files__orders') }} as file_orders
     inner join moved_nodes on moved_nodes.node_key = 'crm_file_customer:' || file_orders.customer_id;
-    {{ delete_stored_in_scope('orders_scope', 'order_key') }}
+    {{ delete_stored_in_scope('orders_scope', 'order_key', log_customers=true) }}
     {%- endif %}
 {%- endmacro %}
 

@@ -61,6 +61,8 @@ INCREMENTAL = {
                                           "occurred_date, channel, activity, is_complaint, direction, "
                                           "manager_key, manager_name, outcome, body_text",
     "int_orders_unified": ORDER_COLUMNS,
+    "int_job_evidence_collected": "*",
+    "int_customer_jobs_assigned": "*",
 }
 
 LATE_BATCH = "11111111-1111-1111-1111-111111111111"
@@ -118,7 +120,7 @@ insert into raw_bitrix24.deals select * from deal_34;
 delete from raw_crm_files.orders where order_id = 'O3';
 update raw_crm_files.orders set amount = 8200 where order_id = 'O2';
 update raw_crm_files.orders set customer_id = case order_id when 'O1' then 'F2' else 'F1' end
-where order_id in ('O1', 'O4');
+where order_id in ('O1', 'O4', 'O7');
 update raw_crm_files.orders set _loaded_at = now(), _batch_id = '{FILE_BATCH}';
 -- identity: Anna's amoCRM contact without its email (an upsert)
 update raw_amocrm.contacts set record = jsonb_set(record, '{{custom_fields_values}}', (
@@ -196,6 +198,15 @@ def late_change(make_database, tmp_path_factory):
         conn.execute("create temp table order_6 as select * from raw_crm_files.orders where order_id = 'O2'")
         conn.execute("update order_6 set order_id = 'O6', amount = 1234, ordered_at = '2026-11-20 12:00+03'")
         conn.execute("insert into raw_crm_files.orders select * from order_6")
+        # a file customer of its own (F3) with a won order O7: the late night moves O7 to F1 while
+        # F3's identity stays as it was, so only the order's row leaving names F3's customer
+        conn.execute("create temp table customer_f3 as select * from raw_crm_files.customers where customer_id = 'F1'")
+        conn.execute("update customer_f3 set customer_id = 'F3', name = 'Пётр', email = 'petr@mail.ru', "
+                     "phone = '+7 (905) 111-22-33', type = 'b2c', row_number = 3")
+        conn.execute("insert into raw_crm_files.customers select * from customer_f3")
+        conn.execute("create temp table order_7 as select * from raw_crm_files.orders where order_id = 'O4'")
+        conn.execute("update order_7 set order_id = 'O7', customer_id = 'F3', row_number = 7")
+        conn.execute("insert into raw_crm_files.orders select * from order_7")
         _age_raw(conn)
     dsn = dsn_from_uri(uri)
     artifacts = tmp_path_factory.mktemp("dbt")
@@ -219,6 +230,9 @@ def late_change(make_database, tmp_path_factory):
     with psycopg.connect(uri) as conn:
         conn.execute("create table incremental_result.due_night_orders as "
                      "select order_key from int.int_orders_unified where source = 'crm_file'")
+        conn.execute("create table incremental_result.due_night_customers as select customer_id, reason "
+                     "from int.int_customers_changed where run_date = %s", (RUN_DATE,))
+        late_night_from = conn.execute("select clock_timestamp()").fetchone()[0]
         conn.execute("create table incremental_result.orders_before as "
                      "select order_key, unified_at from int.int_orders_unified")
         conn.execute(LATE_CHANGES)
@@ -230,6 +244,8 @@ def late_change(make_database, tmp_path_factory):
         assert 0 < carried < before
         assert conn.execute("select count(*) from pg_namespace where nspname = 'marts_prev'").fetchone() == (0,)
         conn.execute("create table incremental_result.snap_deal_stages as select * from snapshots.snap_deal_stages")
+        conn.execute("create table incremental_result.late_night_customers as select customer_id, reason "
+                     "from int.int_customers_changed where changed_at > %s", (late_night_from,))
         conn.execute("create table incremental_result.orders_after as "
                      "select order_key, unified_at from int.int_orders_unified")
         conn.execute("create table incremental_result.second_resolution as "
@@ -278,8 +294,8 @@ def test_incremental_run_saw_the_late_changes(late_change):
             "select customer_id from int.int_customer_nodes_resolved where node_key = 'crm_file_customer:F2'")
         assert one(f"select customer_id from {orders} where order_key = 'crm_file_order:O4'") == one(
             f"select customer_id from {orders} where order_key = 'crm_file_order:O5'")
-        # the re-read export's changed orders were derived again (O4 only because its customer column
-        # changed: F1's node did not move, F2's did), and O6, which lies on the newest stored order day
+        # the re-read export's changed orders were derived again (O4 and O7 only because their customer
+        # column changed: F1's node did not move, F2's did), and O6, which lies on the newest stored order day
         # (the run date's branch takes that day again); unchanged O5 kept its row
         rederived = conn.execute(
             "select a.order_key from incremental_result.orders_after as a "
@@ -287,7 +303,7 @@ def test_incremental_run_saw_the_late_changes(late_change):
             "where a.unified_at <> b.unified_at and a.order_key like 'crm\\_file\\_order:%' "
             "order by 1").fetchall()
         assert [r[0] for r in rederived] == [
-            "crm_file_order:O1", "crm_file_order:O2", "crm_file_order:O4", "crm_file_order:O6"]
+            "crm_file_order:O1", "crm_file_order:O2", "crm_file_order:O4", "crm_file_order:O6", "crm_file_order:O7"]
         assert one(f"select count(*) from {orders} where manager_key like 'amocrm%' "
                    "and manager_name is distinct from 'Мария Старшая'") == 0
         visits = "incremental_result.int_web_visits_filtered"
@@ -326,6 +342,37 @@ def test_identity_graph_merged_split_and_forgot_incrementally(late_change):
         customer = conn.execute("select customer_id from incremental_result.int_orders_unified "
                                 f"where order_key = 'bitrix24_deal:{PORTAL}:33'").fetchone()[0]
         assert customer == md5(second[anna_b24])
+
+
+def test_customer_level_models_recomputed_only_the_changed_customers(late_change):
+    """int_customers_changed logs the customers a night's changes touched, including the ones rows
+    left; the customer-level models recompute just those (their tables equal a full refresh: the
+    parametrised tests below)."""
+    uri, _ = late_change
+    with psycopg.connect(uri) as conn:
+        def logged(table):
+            rows = conn.execute(f"select customer_id, reason from incremental_result.{table}").fetchall()
+            return {customer for customer, _ in rows}, rows
+
+        first = dict(conn.execute("select node_key, component_key from incremental_result.first_resolution"))
+        second = dict(conn.execute("select node_key, component_key from incremental_result.second_resolution"))
+        customers = {r[0] for r in conn.execute("select customer_id from int.int_customers_unified")}
+        anna, anna_b24 = f"amocrm_contact:{ACC}:1001", f"bitrix24_contact:{PORTAL}:22"
+        utro = f"bitrix24_company:{PORTAL}:11"
+
+        late, rows = logged("late_night_customers")
+        # the split: the customer Anna was and both she and her Bitrix24 side are now; the merge
+        assert {md5(first[anna]), md5(second[anna]), md5(second[anna_b24]), md5(second[utro])} <= late, rows
+        # O4 moved from F2's customer to F1's: the file order's row left F2's, which the log names
+        # O7 moved from F3 to F1, and nothing else touched F3: only the row leaving names its customer
+        petr = md5(second["crm_file_customer:F3"])
+        assert [r for r in rows if r[0] == petr] == [(petr, "left")]
+
+        due, rows = logged("due_night_customers")
+        # the quiet night: O6 came due for its customer, and far fewer than everyone was recomputed
+        o6_customer = conn.execute("select customer_id from int.int_orders_unified "
+                                   "where order_key = 'crm_file_order:O6'").fetchone()[0]
+        assert o6_customer in due and len(due & customers) < len(customers), rows
 
 
 def test_deal_snapshot_recorded_the_nights_changes(late_change):

@@ -3,6 +3,7 @@
         materialized='incremental',
         incremental_strategy='replace_from',
         replace_from_column='visit_date',
+        replaced_log={'table': 'ops.visit_clients_replaced', 'column': 'client_id'},
         on_schema_change='append_new_columns',
         indexes=[{'columns': ['visit_date']}],
         pre_hook=["{{ new_batches_snapshot() }}"],

@@ -2,7 +2,23 @@
 -- customer's signals that match the job's rules. The job with the highest score wins (ties go
 -- to the job with more distinct sources, then alphabetically); confidence is its share of the
 -- customer's total score. Customers without matching evidence are not here (→ 'unassigned').
-with evidence as (select * from {{ ref('int_job_evidence_collected') }}),
+--
+-- Incremental by customer, as its evidence is (macros/customer_scope.sql); a change of the rules
+-- or the weights votes every customer again.
+-- depends_on: {{ ref('int_customers_changed') }}, {{ ref('int_customer_nodes_resolved') }}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        indexes=[{'columns': ['customer_id'], 'unique': True}],
+        pre_hook=["{{ customer_scope(lookups=[ref('jtbd_evidence_rules'), ref('source_weights')]) }}"],
+        post_hook=["{{ customer_scope_read(lookups=[ref('jtbd_evidence_rules'), ref('source_weights')]) }}"],
+    )
+}}
+with evidence as (
+    select * from {{ ref('int_job_evidence_collected') }} where {{ in_customer_scope('customer_id') }}
+),
 rules as (select * from {{ ref('jtbd_evidence_rules') }}),
 source_weights as (select * from {{ ref('source_weights') }}),
 
