@@ -15,7 +15,8 @@
     and the identity side is read off int_identity_nodes_resolved (int_customers_changed).
 -#}
 
-{#- on-run-start: the logs the incremental fact tables write as they delete rows -#}
+{#- on-run-start (not in the models' hooks: two models racing on `create table if not exists`
+    fail one of them): the logs, and what each customer-level model has read -#}
 {% macro customer_scope_tables() -%}
     create schema if not exists ops;
     create table if not exists ops.customers_left (
@@ -26,10 +27,15 @@
         client_id text not null,
         replaced_at timestamptz not null default now()
     );
+
     create table if not exists ops.customer_scope_read (
         model text primary key,
         read_until timestamptz not null,
         run_date date
+    );
+    create table if not exists ops.customer_scope_lookups (
+        model text primary key,
+        lookups_hash text not null
     )
 {%- endmacro %}
 
@@ -55,7 +61,6 @@
     stored rows were built from, every customer is in the scope. Without a stored table the model
     is built whole and no scope is made. -#}
 {% macro customer_scope(lookups=[]) -%}
-    create table if not exists ops.customer_scope_lookups (model text primary key, lookups_hash text not null);
     drop table if exists pg_temp.customer_scope;
     {%- if is_incremental() %}
     create temp table customer_scope on commit drop as

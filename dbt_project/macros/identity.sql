@@ -64,3 +64,39 @@
     from {{ ref('int_identity_edges_collected') }}
     where changed_at > {{ since }} and cardinality(neighbours) = 0
 {%- endmacro %}
+
+{#- files and surveys: their records and keys, read through staging -#}
+{% macro identity_staged_records() -%}
+    {{ return([
+        ('stg_crm_files__customers', 'customer_key'),
+        ('stg_crm_files__orders', "'crm_file_customer:' || customer_id"),
+        ('stg_crm_files__interactions', "'crm_file_customer:' || customer_id"),
+        ('stg_surveys__responses', 'response_key'),
+    ]) }}
+{%- endmacro %}
+
+{#- The identity records with a row in a load batch the calling model has not read
+    (new_batches_snapshot() in its pre-hook): the CRM APIs' raw tables (not staging: a late version
+    that loses the staging dedup still changes the custom-field and communication rows the edges
+    read); files and surveys through staging, keyed as the edges key them. The callers declare
+    `-- depends_on:` the staging models. -#}
+{% macro identity_records_loaded() -%}
+    {%- for schema, table, prefix in [
+        ('raw_amocrm', 'contacts', "'amocrm_contact:' || account"),
+        ('raw_amocrm', 'companies', "'amocrm_company:' || account"),
+        ('raw_amocrm', 'leads', "'amocrm_lead:' || account"),
+        ('raw_bitrix24', 'contacts', "'bitrix24_contact:' || portal"),
+        ('raw_bitrix24', 'companies', "'bitrix24_company:' || portal"),
+        ('raw_bitrix24', 'deals', "'bitrix24_deal:' || portal"),
+    ] %}
+    {%- set account = 'account' if schema == 'raw_amocrm' else 'portal' %}
+    select {{ prefix }} || ':' || id as record_node
+    from ({{ raw_source(schema, table, [(account, 'text'), ('id', 'bigint'), ('_loaded_at', 'timestamptz')]) }}) as raw_rows
+    where _loaded_at >= {{ new_batches_since() }}
+    union
+    {%- endfor %}
+    {%- for model, key in identity_staged_records() %}
+    select {{ key }} from {{ ref(model) }} where _loaded_at >= {{ new_batches_since() }}
+    {{ "union" if not loop.last }}
+    {%- endfor %}
+{%- endmacro %}

@@ -46,6 +46,9 @@ MART_COLUMNS = {table: "*" for table in MARTS} | {
     "interaction_history": "interaction_id, customer_id, deal_id, source, occurred_at, occurred_date, channel, "
                            "activity, direction, is_complaint, manager_key, manager_name, outcome"}
 
+# built incrementally by customer (macros/customer_scope.sql)
+CUSTOMER_LEVEL = ("int_job_evidence_collected", "int_customer_jobs_assigned", "int_customers_unified")
+
 # incremental tables → what must equal a full refresh: bookkeeping times differ, and the edges keep
 # a gone record as an empty array (its tombstone) where a full build has no row
 INCREMENTAL = {
@@ -61,9 +64,7 @@ INCREMENTAL = {
                                           "occurred_date, channel, activity, is_complaint, direction, "
                                           "manager_key, manager_name, outcome, body_text",
     "int_orders_unified": ORDER_COLUMNS,
-    "int_job_evidence_collected": "*",
-    "int_customer_jobs_assigned": "*",
-}
+} | {table: "*" for table in CUSTOMER_LEVEL}
 
 LATE_BATCH = "11111111-1111-1111-1111-111111111111"
 LONG_BATCH = "22222222-2222-2222-2222-222222222222"
@@ -134,6 +135,7 @@ update raw_bitrix24.contacts set record = jsonb_set(record, '{{EMAIL}}', '[{{"ID
 where id = 21;
 -- identity: the customer file re-read without F2; survey R2 withdrawn
 delete from raw_crm_files.customers where customer_id = 'F2';
+update raw_crm_files.customers set name = 'Ирина Петровна' where customer_id = 'F4';
 update raw_crm_files.customers set _loaded_at = now(), _batch_id = '{FILE_BATCH}';
 delete from raw_surveys.responses where response_id = 'R2';
 """
@@ -203,6 +205,10 @@ def late_change(make_database, tmp_path_factory):
         conn.execute("create temp table customer_f3 as select * from raw_crm_files.customers where customer_id = 'F1'")
         conn.execute("update customer_f3 set customer_id = 'F3', name = 'Пётр', email = 'petr@mail.ru', "
                      "phone = '+7 (905) 111-22-33', type = 'b2c', row_number = 3")
+        conn.execute("insert into raw_crm_files.customers select * from customer_f3")
+        # and F4, who only changes her name on the late night: her card changes, no node moves
+        conn.execute("update customer_f3 set customer_id = 'F4', name = 'Ирина', email = 'irina@mail.ru', "
+                     "phone = '+7 (905) 444-55-66', row_number = 4")
         conn.execute("insert into raw_crm_files.customers select * from customer_f3")
         conn.execute("create temp table order_7 as select * from raw_crm_files.orders where order_id = 'O4'")
         conn.execute("update order_7 set order_id = 'O7', customer_id = 'F3', row_number = 7")
@@ -364,9 +370,15 @@ def test_customer_level_models_recomputed_only_the_changed_customers(late_change
         # the split: the customer Anna was and both she and her Bitrix24 side are now; the merge
         assert {md5(first[anna]), md5(second[anna]), md5(second[anna_b24]), md5(second[utro])} <= late, rows
         # O4 moved from F2's customer to F1's: the file order's row left F2's, which the log names
-        # O7 moved from F3 to F1, and nothing else touched F3: only the row leaving names its customer
+        # O7 moved from F3 to F1 and F3's node stayed: the row leaving names F3's customer (and so does
+        # F3's record, read again with the export)
         petr = md5(second["crm_file_customer:F3"])
-        assert [r for r in rows if r[0] == petr] == [(petr, "left")]
+        assert {r for r in rows if r[0] == petr} == {(petr, "left"), (petr, "records")}
+        # F4 only renamed: her record, recomputed from the re-read export, names her customer
+        irina = md5(second["crm_file_customer:F4"])
+        assert [r for r in rows if r[0] == irina] == [(irina, "records")]
+        assert conn.execute("select name from incremental_result.int_customers_unified where customer_id = %s",
+                            (irina,)).fetchone() == ("Ирина Петровна",)
 
         due, rows = logged("due_night_customers")
         # the quiet night: O6 came due for its customer, and far fewer than everyone was recomputed
@@ -446,6 +458,13 @@ def test_rerunning_an_earlier_day_keeps_later_visits(make_database, tmp_path_fac
         count, in_time = conn.execute("select count(*), max(occurred_date) <= '2026-09-01' "
                                       "from marts_build.interaction_history").fetchone()
         assert in_time and 0 < count < episodes
+        # the customer-level models recomputed the customers whose later rows left (ops.customers_left)
+        for table in CUSTOMER_LEVEL:
+            conn.execute(f"create table earlier_{table} as select * from int.{table}")
+    build_all(dsn, dt.date(2026, 9, 1), full_refresh=True, artifacts_dir=artifacts)
+    with psycopg.connect(uri) as conn:
+        for table in CUSTOMER_LEVEL:
+            assert _except_both_ways(conn, f"int.{table}", f"earlier_{table}") == (0, 0), table
     build_all(dsn, RUN_DATE, artifacts_dir=artifacts)  # and they come back
     resolved = INCREMENTAL["int_customer_interactions_resolved"]
     with psycopg.connect(uri) as conn:

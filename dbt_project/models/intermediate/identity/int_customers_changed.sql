@@ -17,6 +17,8 @@
 -- - identity: a node was resolved again (every node of a component a change touched, so the
 --   customers a node left and joined both), or a node that may have been its old component's key
 --   moved or was forgotten (md5 of the node: the id of the customer it keyed);
+-- - CRM records: the record has a row in an unread batch, or is a file customer and the export
+--   was loaded again (a changed card moves no node: the identity side does not see it);
 -- - orders and episodes: a row was derived again (its customer now) or deleted for that
 --   (ops.customers_left: the customer it had);
 -- - visits: a visit of one of the customer's ClientIDs was replaced (ops.visit_clients_replaced);
@@ -27,6 +29,8 @@
 -- depends_on: {{ ref('int_identity_edges_collected') }}, {{ ref('int_identity_nodes_resolved') }}
 -- depends_on: {{ ref('int_orders_unified') }}, {{ ref('int_customer_interactions_resolved') }}
 -- depends_on: {{ ref('int_web_visits_filtered') }}, {{ ref('stg_surveys__responses') }}
+-- depends_on: {{ ref('stg_crm_files__customers') }}, {{ ref('stg_crm_files__orders') }}
+-- depends_on: {{ ref('stg_crm_files__interactions') }}
 {{ require_stored_columns(['customer_id', 'reason', 'changed_at']) }}
 {%- set tz = var('business_timezone') %}
 with nodes as (select * from {{ ref('int_customer_nodes_resolved') }}),
@@ -68,6 +72,16 @@ changes as (
     select customer_id, 'left'
     from ops.customers_left
     where left_at > (select read_until from last_read)
+    union
+    -- CRM records in unread batches, and every file customer when the export was loaded again
+    -- (a changed card moves no node)
+    select nodes.customer_id, 'records'
+    from ({{ identity_records_loaded() }}) as loaded
+    inner join nodes on nodes.node_key = loaded.record_node
+    union
+    select customer_id, 'records'
+    from nodes
+    where node_type = 'crm_file_customer' and {{ file_export_reloaded() }}
     union
     select nodes.customer_id, 'visits'
     from ops.visit_clients_replaced as replaced

@@ -42,38 +42,8 @@ rules as (
 ),
 
 {% if incremental -%}
-{#- files and surveys: their records and keys, read through staging -#}
-{%- set staged_records = [
-    ('stg_crm_files__customers', 'customer_key'),
-    ('stg_crm_files__orders', "'crm_file_customer:' || customer_id"),
-    ('stg_crm_files__interactions', "'crm_file_customer:' || customer_id"),
-    ('stg_surveys__responses', 'response_key'),
-] %}
-since as (select {{ new_batches_since() }} as loaded_at),
-
--- records with a row in an unread batch: the CRM APIs' raw tables (not staging: a late version
--- that loses the staging dedup still changes the custom-field and communication rows read below);
--- files and surveys through staging, which keys them as the branches below do
-touched_loaded as (
-    {%- for schema, table, prefix in [
-        ('raw_amocrm', 'contacts', "'amocrm_contact:' || account"),
-        ('raw_amocrm', 'companies', "'amocrm_company:' || account"),
-        ('raw_amocrm', 'leads', "'amocrm_lead:' || account"),
-        ('raw_bitrix24', 'contacts', "'bitrix24_contact:' || portal"),
-        ('raw_bitrix24', 'companies', "'bitrix24_company:' || portal"),
-        ('raw_bitrix24', 'deals', "'bitrix24_deal:' || portal"),
-    ] %}
-    {%- set account = 'account' if schema == 'raw_amocrm' else 'portal' %}
-    select {{ prefix }} || ':' || id as record_node
-    from ({{ raw_source(schema, table, [(account, 'text'), ('id', 'bigint'), ('_loaded_at', 'timestamptz')]) }}) as raw_rows
-    where _loaded_at >= (select loaded_at from since)
-    union
-    {%- endfor %}
-    {%- for model, key in staged_records %}
-    select {{ key }} from {{ ref(model) }} where _loaded_at >= (select loaded_at from since)
-    {{ "union" if not loop.last }}
-    {%- endfor %}
-),
+-- records with a row in an unread batch (macros/identity.sql)
+touched_loaded as ({{ identity_records_loaded() }}),
 
 -- every record the sources hold now (all are recomputed when the identity rules change)
 current_records as (
@@ -81,7 +51,7 @@ current_records as (
         ('stg_amocrm__contacts', 'contact_key'), ('stg_amocrm__companies', 'company_key'),
         ('stg_amocrm__leads', 'lead_key'), ('stg_bitrix24__contacts', 'contact_key'),
         ('stg_bitrix24__companies', 'company_key'), ('stg_bitrix24__deals', 'deal_key'),
-    ] + staged_records %}
+    ] + identity_staged_records() %}
     select {{ key }} as record_node from {{ ref(model) }}
     {{ "union all" if not loop.last }}
     {%- endfor %}
