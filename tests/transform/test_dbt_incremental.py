@@ -432,7 +432,18 @@ def test_rerunning_an_earlier_day_keeps_later_visits(make_database, tmp_path_fac
     """A night re-run for an earlier day (``airflow dags test`` of a past date) must not drop the
     visits after that day from the incremental table: their batches are read, and no later batch
     would bring them back. The consumers cut at their run date instead."""
-    uri, dsn, artifacts = _built_once(make_database("cwrerun"), tmp_path_factory)
+    uri = make_database("cwrerun")
+    load_small_raw(uri)
+    with psycopg.connect(uri) as conn:
+        # a call after the earlier day on Utro café's contact, whose customer nothing else that night
+        # touches: only its row leaving the episodes names it (ops.customers_left)
+        conn.execute("create temp table call_44 as select * from raw_bitrix24.activities where id = 41")
+        conn.execute("""update call_44 set id = 44, record = record || '{"ID": "44", "OWNER_TYPE_ID": "3",
+            "OWNER_ID": "21", "SUBJECT": "хотим кофемашину в зал", "START_TIME": "2026-10-01T10:00:00+03:00"}'""")
+        conn.execute("insert into raw_bitrix24.activities select * from call_44")
+        _age_raw(conn)
+    dsn, artifacts = dsn_from_uri(uri), tmp_path_factory.mktemp("dbt")
+    build_all(dsn, RUN_DATE, artifacts_dir=artifacts)
     with psycopg.connect(uri) as conn:
         episodes = conn.execute("select count(*) from int.int_customer_interactions_resolved").fetchone()[0]
         orders = conn.execute("select count(*) from int.int_orders_unified").fetchone()[0]
@@ -459,6 +470,10 @@ def test_rerunning_an_earlier_day_keeps_later_visits(make_database, tmp_path_fac
                                       "from marts_build.interaction_history").fetchone()
         assert in_time and 0 < count < episodes
         # the customer-level models recomputed the customers whose later rows left (ops.customers_left)
+        utro = conn.execute("select customer_id from int.int_customer_nodes_resolved "
+                            f"where node_key = 'bitrix24_contact:{PORTAL}:21'").fetchone()[0]
+        assert conn.execute("select array_agg(reason) from int.int_customers_changed where run_date = '2026-09-01' "
+                            "and customer_id = %s", (utro,)).fetchone()[0] == ["left"]
         for table in CUSTOMER_LEVEL:
             conn.execute(f"create table earlier_{table} as select * from int.{table}")
     build_all(dsn, dt.date(2026, 9, 1), full_refresh=True, artifacts_dir=artifacts)
