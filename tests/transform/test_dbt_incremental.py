@@ -213,6 +213,13 @@ def late_change(make_database, tmp_path_factory):
         conn.execute("create temp table order_7 as select * from raw_crm_files.orders where order_id = 'O4'")
         conn.execute("update order_7 set order_id = 'O7', customer_id = 'F3', row_number = 7")
         conn.execute("insert into raw_crm_files.orders select * from order_7")
+        # a call to F4 exactly six months before RUN_DATE: the quiet night's move of the run date takes
+        # it out of customer_episodes' 6-month window, and since the mart's copy was built nothing
+        # else touched F4 (the renamed amoCRM user derived every order again, but F4 has none)
+        conn.execute("create temp table call_3 as select * from raw_crm_files.interactions where interaction_id = 'I1'")
+        conn.execute("update call_3 set interaction_id = 'I3', customer_id = 'F4', occurred_at = '2026-05-20 12:00+03', "
+                     "row_number = 3")
+        conn.execute("insert into raw_crm_files.interactions select * from call_3")
         _age_raw(conn)
     dsn = dsn_from_uri(uri)
     artifacts = tmp_path_factory.mktemp("dbt")
@@ -238,6 +245,11 @@ def late_change(make_database, tmp_path_factory):
                      "select order_key from int.int_orders_unified where source = 'crm_file'")
         conn.execute("create table incremental_result.due_night_customers as select customer_id, reason "
                      "from int.int_customers_changed where run_date = %s", (RUN_DATE,))
+        conn.execute("create table incremental_result.due_night_episodes as select customer_id, contacts_6m, "
+                     "(select count(*) from int.int_customer_interactions_resolved as i "
+                     " where i.customer_id = e.customer_id and i.channel <> 'stage_change' "
+                     " and i.occurred_date > %s - interval '6 months') as expected_6m "
+                     "from marts.customer_episodes as e", (RUN_DATE,))
         late_night_from = conn.execute("select clock_timestamp()").fetchone()[0]
         conn.execute("create table incremental_result.orders_before as "
                      "select order_key, unified_at from int.int_orders_unified")
@@ -374,9 +386,10 @@ def test_customer_level_models_recomputed_only_the_changed_customers(late_change
         # F3's record, read again with the export)
         petr = md5(second["crm_file_customer:F3"])
         assert {r for r in rows if r[0] == petr} == {(petr, "left"), (petr, "records")}
-        # F4 only renamed: her record, recomputed from the re-read export, names her customer
+        # F4 renamed herself: her record, read again with the export, names her customer (so does her
+        # call, which the re-read export's interactions bring in again)
         irina = md5(second["crm_file_customer:F4"])
-        assert [r for r in rows if r[0] == irina] == [(irina, "records")]
+        assert (irina, "records") in rows
         assert conn.execute("select name from incremental_result.int_customers_unified where customer_id = %s",
                             (irina,)).fetchone() == ("Ирина Петровна",)
 
@@ -385,6 +398,13 @@ def test_customer_level_models_recomputed_only_the_changed_customers(late_change
         o6_customer = conn.execute("select customer_id from int.int_orders_unified "
                                    "where order_key = 'crm_file_order:O6'").fetchone()[0]
         assert o6_customer in due and len(due & customers) < len(customers), rows
+        # I3 left F4's 6-month window: the night's move of the run date, which the log does not name
+        assert irina not in due, rows
+        assert conn.execute("select contacts_6m, expected_6m from incremental_result.due_night_episodes "
+                            "where customer_id = %s", (irina,)).fetchone() == (0, 0)
+        assert conn.execute("select count(*) from incremental_result.due_night_episodes "
+                            "where contacts_6m <> expected_6m").fetchone() == (0,)
+
 
 
 def test_deal_snapshot_recorded_the_nights_changes(late_change):

@@ -37,11 +37,8 @@ with nodes as (select * from {{ ref('int_customer_nodes_resolved') }}),
 
 {% if is_incremental() -%}
 last_read as (
-    select
-        coalesce(max(read_until), '-infinity') as read_until,
-        max(run_date) as run_date
-    from ops.customer_scope_read
-    where model = '{{ this.identifier }}'
+    select coalesce(max(read_until), '-infinity') as read_until, max(run_date) as run_date
+    from {{ customer_scope_last_read() }} as stored
 ),
 
 -- the run dates between the last night's and tonight's, either way
