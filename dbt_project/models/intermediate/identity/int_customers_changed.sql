@@ -32,7 +32,6 @@
 -- depends_on: {{ ref('stg_crm_files__customers') }}, {{ ref('stg_crm_files__orders') }}
 -- depends_on: {{ ref('stg_crm_files__interactions') }}
 {{ require_stored_columns(['customer_id', 'reason', 'changed_at']) }}
-{%- set tz = var('business_timezone') %}
 -- read by five branches: not materialized, so each joins the table itself (a materialized CTE of
 -- 2.3 M nodes was sorted whole for one branch's merge join: 8.3 s → 4.4 s, EXPLAIN ANALYZE of the
 -- medium new day, session 12)
@@ -93,7 +92,7 @@ changes as (
     inner join nodes on nodes.node_key = responses.response_key
     where responses._loaded_at >= {{ new_batches_since() }}
     union
-    select distinct nodes.customer_id, 'run_date'
+    select nodes.customer_id, 'run_date'
     from {{ ref('int_web_visits_filtered') }} as visits
     inner join nodes on nodes.node_key = 'metrica_client_id:' || visits.client_id
     where visits.visit_date > (select after_date from date_window)
