@@ -97,7 +97,7 @@ def _generate(args, data: Path, truth: Path, work: Path) -> tuple[dict[str, Any]
         raise SystemExit(f"generation failed; see {m.log}")
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     rows = sum(v for v in manifest.get("counts", {}).values() if isinstance(v, int))
-    m.extra.update(rows=rows, rows_per_second=round(rows / m.seconds), bytes=_folder_bytes(data))
+    m.extra.update(rows=rows, rows_per_second=nightly.rate(rows, m.seconds), bytes=_folder_bytes(data))
     say(f"  ✓ generate: {m.seconds:.1f}s, {rows:,} records, peak {m.peak_rss_mb:.0f} MB")
     return m.as_dict(), manifest
 

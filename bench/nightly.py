@@ -42,7 +42,14 @@ def add_rates(run: dict[str, Any], raw_rows: int, mart_rows: int) -> None:
         elif s["name"] == "publish":
             s["rows"] = mart_rows
         if s.get("rows") is not None and s["seconds"]:
-            s["rows_per_second"] = round(s["rows"] / s["seconds"])
+            s["rows_per_second"] = rate(s["rows"], s["seconds"])
+
+
+def rate(rows: int, seconds: float) -> float:
+    """rows/s, whole above 100; below, two decimals, so a stage that landed a handful of rows
+    in a few seconds (the tiny next day) does not read as 0 rows/s."""
+    per_second = rows / seconds
+    return round(per_second) if per_second >= 100 else round(per_second, 2)
 
 
 # The APIs' documented request rates (../shared/reference/sources.md): requests/s, the burst a

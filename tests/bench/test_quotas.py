@@ -8,6 +8,7 @@ import httpx
 from customer_warehouse.emulators import amocrm, stack
 from customer_warehouse.emulators.server import BackgroundServer
 
+from bench import nightly
 from bench.nightly import api_floor
 
 
@@ -45,3 +46,12 @@ def test_api_floor_is_requests_over_the_documented_rate():
     assert api_floor("bitrix24", 250)["api_floor_seconds_at_documented_limits"] == 100.0
     assert api_floor("yandex_forms", 5) == {"api_requests": 5, "api_floor_seconds_at_documented_limits": None,
                                             "api_floor_reason": "no documented request rate"}
+
+
+def test_slow_stage_rate_keeps_its_decimals():
+    # a stage that landed 3 rows in 7.5 s moved 0.4 rows/s, not 0
+    assert nightly.rate(3, 7.5) == 0.4
+    assert nightly.rate(1_000_000, 3.0) == 333_333
+    run = {"stages": [{"name": "extract_load:typeform", "rows": 1, "seconds": 2.6}]}
+    nightly.add_rates(run, raw_rows=0, mart_rows=0)
+    assert run["stages"][0]["rows_per_second"] == 0.38
