@@ -272,3 +272,17 @@ def test_the_request_log_keeps_only_the_latest_entries(tmp_path):
             assert client.post(f"/rest/1/{SECRET}/crm.deal.list.json", json={}).json()["total"] == 1
         assert len(app.state.b24.requests) in kept and len(app.state.b24.calls) in kept
         assert app.state.b24.calls[-1] == {"method": "crm.deal.list", "params": {}}
+
+
+def test_warm_builds_the_date_indexes_the_dated_lists_use(portal):
+    """The bench indexes the portal before it times the extract (bench/nightly.py): warm() must
+    build the date indexes too, not leave them to the first dated request."""
+    app, rows = portal
+    app.state.warm()
+    deals = next(f.load() for f in app.state.warm.__closure__[0].cell_contents.values() if f.load().rows())
+    built = dict(deals._time_index)
+    assert set(built) == set(emulator._DATE_FIELDS)
+    params = {"filter": {">=LAST_UPDATED": "2026-11-10T00:00:00+03:00", ">ID": 0}, "order": {"ID": "ASC"}, "start": -1}
+    assert app.state.b24_list("crm.deal.list", params) == reference(rows, rows, params)
+    # the request used the very indexes warm() built
+    assert all(deals._time_index[name] is built[name] for name in built)
