@@ -48,7 +48,7 @@ MART_COLUMNS = {table: "*" for table in MARTS} | {
 
 # built incrementally by customer (macros/customer_scope.sql)
 CUSTOMER_LEVEL = ("int_job_evidence_collected", "int_customer_jobs_assigned", "int_customers_unified",
-                  "int_cost_to_serve_aggregated")
+                  "int_cost_to_serve_aggregated", "int_customer_months")
 
 # incremental tables → what must equal a full refresh: bookkeeping times differ, and the edges keep
 # a gone record as an empty array (its tombstone) where a full build has no row

@@ -1,42 +1,21 @@
 -- Customer-base KPIs by calendar month up to run_date: revenue and transactions per buying
 -- customer, new versus returning customers, and frequent customers. A transaction is a purchase
 -- day (same-day orders count once).
-with orders as (select * from {{ ref('int_orders_costed') }}),
-settings as (
-    select value as frequent_min from {{ ref('model_parameters') }} where parameter = 'frequent_min_purchases_12m'
-),
-
-purchase_days as (
-    select customer_id, order_date, sum(revenue) as revenue
-    from orders
-    group by customer_id, order_date
-),
-
--- everything below works on customer-months (fewer rows than purchase days), in one sort: the
--- first month (new versus returning) and the trailing year are windows over a customer's months
-customer_months as (
-    select
-        customer_id,
-        cast({{ dbt.date_trunc('month', 'order_date') }} as date) as month_start,
-        sum(revenue) as revenue,
-        count(*) as purchase_days
-    from purchase_days
-    group by customer_id, {{ dbt.date_trunc('month', 'order_date') }}
-),
-
-buyers as (
+-- The customer-months come from int_customer_months (incremental by customer); this model only
+-- sums them per month, in the range up to run_date.
+with buyers as (
     select
         month_start,
         customer_id,
         revenue,
         purchase_days as transactions,
-        month_start = min(month_start) over (partition by customer_id) as is_new,
-        -- purchase days in the 12 months ending with this month
-        sum(purchase_days) over (
-            partition by customer_id order by month_start
-            range between interval '11 months' preceding and current row
-        ) as purchases_12m
-    from customer_months
+        is_first_month as is_new,
+        purchase_days_12m as purchases_12m
+    from {{ ref('int_customer_months') }}
+),
+
+settings as (
+    select value as frequent_min from {{ ref('model_parameters') }} where parameter = 'frequent_min_purchases_12m'
 ),
 
 months as (
