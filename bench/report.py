@@ -97,7 +97,7 @@ def _stage_rows(run: dict[str, Any]) -> list[str]:
     rows = []
     for s in run.get("stages", []):
         rate = s.get("rows_per_second")
-        rows.append(f"| {s['name']} | {_fmt(s['seconds'], 1)} | {_fmt(s.get('rows'))} | {_fmt(rate, 0 if isinstance(rate, int) else 2)} | "
+        rows.append(f"| {s['name']} | {_fmt(s['seconds'], 1)} | {_fmt(s.get('rows'))} | {_fmt(rate)} | "
                     f"{_fmt(s['peak_rss_mb'], 0)} | {_fmt(s['cpu_seconds'], 1)} | {'ok' if s['ok'] else 'FAILED'} |")
     return rows
 

@@ -279,7 +279,7 @@ def test_warm_builds_the_date_indexes_the_dated_lists_use(portal):
     build the date indexes too, not leave them to the first dated request."""
     app, rows = portal
     app.state.warm()
-    deals = next(f.load() for f in app.state.warm.__closure__[0].cell_contents.values() if f.load().rows())
+    deals = app.state.b24_files["deals"].load()
     built = dict(deals._time_index)
     assert set(built) == set(emulator._DATE_FIELDS)
     params = {"filter": {">=LAST_UPDATED": "2026-11-10T00:00:00+03:00", ">ID": 0}, "order": {"ID": "ASC"}, "start": -1}

@@ -523,10 +523,11 @@ def create_app(data_dir: str | Path, *, today: dt.date | None = None, secret: st
         return t is None or t < horizon
 
     files = {stem: _File(root / "bitrix24" / f"{stem}.jsonl", visible) for stem in METHODS.values()}
+    app.state.b24_files = files  # tests check which indexes warm() built
     # index every file now rather than on its first request (the bench calls this before it
     # starts timing: a real portal has its indexes ready, so their build is not the client's cost),
-    # the date indexes too: built lazily, activities' LAST_UPDATED alone took ~9 s of a medium new
-    # day's Bitrix24 extract (session 13)
+    # the date indexes too, else built on the first dated request (activities' LAST_UPDATED: ~9 s
+    # on the medium data)
     app.state.warm = lambda: [f.load().time_index(name) for f in files.values() for name in _DATE_FIELDS]
 
     def candidates(tbl: _Table, field_name: str, conds: list) -> array:
